@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: GPL-2.0
+/* slabtrace: keeps the set of live slab objects, aggregated in the kernel.
+ *
+ * Every allocation enters a (cache, cgroup) bucket whose per-CPU counters user
+ * space reads cheaply at any interval; sampled objects also enter the live-object
+ * map (address -> bucket, stack, size, age) so that frees can be matched by
+ * address whatever event reports them. No per-event ring buffer: the hot path is
+ * a few map operations.
+ *
+ * Each program exists twice: tp_btf (typed arguments, the kmem_cache pointer)
+ * and classic tracepoint (fallback); user space picks one set with autoload. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "slabtrace/bpf_shared.h"
+#include "core_fixes.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space before load. */
+const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses */
+const volatile __u32 capture_stacks = 1;
+const volatile __u64 start_ns = 0;
+const volatile __u32 kmalloc_max_cache_size = 8192;
+const volatile __u64 gfp_account = 1ull << 22;
+const volatile __u64 gfp_reclaimable = 1ull << 4;
+const volatile __u64 gfp_dma = 1ull << 0;
+const volatile __u32 cache_filter_count = 0;
+const volatile char cache_filter_names[ST_MAX_CACHE_FILTERS][ST_CACHE_NAME_LEN] = {};
+const volatile __u64 cache_filter_keys[ST_MAX_CACHE_FILTERS] = {};
+/* Code ranges that allocate sk_buffs: [0] where heads and data are allocated
+ * (__alloc_skb, kmalloc_reserve), [1] skb_clone. Empty ranges disable pairing. */
+const volatile struct st_addr_range skb_alloc_ranges[ST_MAX_SKB_RANGES] = {};
+const volatile struct st_addr_range skb_clone_range = {};
+/* The BPF memory allocator refills map elements from irq_work with kmalloc:
+ * tracing those would make the tracer feed on itself (every tracked object
+ * allocates a map element, which is a new object to track). */
+const volatile struct st_addr_range ignore_ranges[ST_MAX_IGNORE_RANGES] = {};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1 << 20); /* resized from --max-objects */
+  __type(key, __u64);
+  __type(value, struct st_object);
+} st_live SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ST_MAX_BUCKETS);
+  __type(key, struct st_bucket_key);
+  __type(value, __u32);
+} st_bucket_ids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, ST_MAX_BUCKETS);
+  __type(key, __u32);
+  __type(value, struct st_bucket);
+} st_buckets SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ST_MAX_BUCKETS);
+  __type(key, __u32);
+  __type(value, struct st_counters);
+} st_counts SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, 16384);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, ST_MAX_STACK_DEPTH * sizeof(__u64));
+} st_stacks SEC(".maps");
+
+/* skb data buffer -> the skb head allocated with it in __alloc_skb. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1 << 20);
+  __type(key, __u64);
+  __type(value, __u64);
+} st_skb_data SEC(".maps");
+
+/* skb head -> socket whose receive queue it was last put on. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, 1 << 20);
+  __type(key, __u64);
+  __type(value, struct st_skb_hold);
+} st_skb_holds SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u64);
+  __type(value, struct st_sock);
+} st_socks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ST_MAX_DROP_REASONS);
+  __type(key, __u32);
+  __type(value, __u64);
+} st_drops SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct st_stats);
+} st_stat SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct st_cpu_state);
+} st_cpu SEC(".maps");
+
+/* Next free bucket index; buckets are never reused within a run. */
+__u32 st_next_bucket = 0;
+
+static __always_inline void stat_add(enum st_stat which, __u64 n)
+{
+  __u32 zero = 0;
+  struct st_stats *s = bpf_map_lookup_elem(&st_stat, &zero);
+  if (s && which < ST_STAT_COUNT)
+    s->v[which] += n;
+}
+
+static __always_inline struct st_cpu_state *cpu_state(void)
+{
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&st_cpu, &zero);
+}
+
+/* Address-hash sampling: alloc and free of one object always decide alike, so
+ * the sample is unbiased and scaling by 2^shift estimates the population. */
+static __always_inline int sampled(__u64 ptr)
+{
+  if (sample_shift == 0)
+    return 1;
+  __u64 h = (ptr >> 3) * 0x9E3779B97F4A7C15ull;
+  return (h >> (64 - sample_shift)) == 0;
+}
+
+static __always_inline __u32 now_ms(void)
+{
+  return (__u32)((bpf_ktime_get_ns() - start_ns) / 1000000);
+}
+
+static __always_inline int in_range(__u64 addr, const volatile struct st_addr_range *r)
+{
+  return addr >= r->start && addr < r->end;
+}
+
+static __always_inline int in_skb_alloc(__u64 call_site)
+{
+  for (int i = 0; i < ST_MAX_SKB_RANGES; i++)
+    if (in_range(call_site, &skb_alloc_ranges[i]))
+      return 1;
+  return 0;
+}
+
+static __always_inline int ignored_site(__u64 call_site)
+{
+  for (int i = 0; i < ST_MAX_IGNORE_RANGES; i++)
+    if (in_range(call_site, &ignore_ranges[i]))
+      return 1;
+  return 0;
+}
+
+static __always_inline int name_matches(const char *name, const volatile char *want)
+{
+  for (int i = 0; i < ST_CACHE_NAME_LEN; i++) {
+    if (name[i] != want[i])
+      return 0;
+    if (name[i] == 0)
+      return 1;
+  }
+  return 1;
+}
+
+static __always_inline int cache_wanted(__u64 key, const char *name)
+{
+  if (cache_filter_count == 0)
+    return 1;
+  for (int i = 0; i < ST_MAX_CACHE_FILTERS; i++) {
+    if (i >= cache_filter_count)
+      break;
+    if (cache_filter_keys[i] == key || name_matches(name, cache_filter_names[i]))
+      return 1;
+  }
+  return 0;
+}
+
+/* Finds or creates the bucket of (cache, cgroup). Creation is rare (once per
+ * pair per run) and is where the cache name is copied, off the common path. */
+static __always_inline struct st_bucket *
+bucket_for(struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out)
+{
+  __u32 *idx = bpf_map_lookup_elem(&st_bucket_ids, key);
+  if (idx) {
+    *idx_out = *idx;
+    return bpf_map_lookup_elem(&st_buckets, idx);
+  }
+
+  __u32 fresh = __sync_fetch_and_add(&st_next_bucket, 1);
+  if (fresh >= ST_MAX_BUCKETS) {
+    stat_add(ST_STAT_BUCKETS_FULL, 1);
+    return NULL;
+  }
+  struct st_bucket *b = bpf_map_lookup_elem(&st_buckets, &fresh);
+  if (!b)
+    return NULL;
+  b->cache = key->cache;
+  b->cgroup = key->cgroup;
+  b->object_size = object_size;
+  if (name)
+    bpf_probe_read_kernel_str(b->name, sizeof(b->name), name);
+  b->flags = cache_wanted(key->cache, b->name) ? 0 : ST_BUCKET_IGNORED;
+  /* Another CPU may have created the same pair meanwhile: its index wins and
+   * ours stays an unused slot. */
+  if (bpf_map_update_elem(&st_bucket_ids, key, &fresh, BPF_NOEXIST) != 0) {
+    idx = bpf_map_lookup_elem(&st_bucket_ids, key);
+    if (!idx)
+      return NULL;
+    *idx_out = *idx;
+    return bpf_map_lookup_elem(&st_buckets, idx);
+  }
+  *idx_out = fresh;
+  return b;
+}
+
+static __always_inline __u64 current_cgroup(struct st_cpu_state *c)
+{
+  if (c) {
+    if (c->hardirq_depth) {
+      stat_add(ST_STAT_HARDIRQ_ALLOCS, 1);
+      return ST_CGROUP_HARDIRQ;
+    }
+    if (c->softirq_depth) {
+      stat_add(ST_STAT_SOFTIRQ_ALLOCS, 1);
+      return ST_CGROUP_SOFTIRQ;
+    }
+  }
+  return bpf_get_current_cgroup_id();
+}
+
+/* Removes a tracked object from the live set and books it as ended. Returns
+ * its flags (ST_OBJ_*) so the caller can end what hangs off it, or 0 when the
+ * address was not tracked. */
+static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason)
+{
+  struct st_object *o = bpf_map_lookup_elem(&st_live, &ptr);
+  if (!o)
+    return 0;
+  __u32 bucket = o->bucket;
+  __u32 size_flags = o->size_flags;
+  if (bpf_map_delete_elem(&st_live, &ptr) != 0)
+    return 0; /* someone else ended it first */
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &bucket);
+  if (c && reason < ST_END_REASONS) {
+    c->ended[reason] += 1;
+    c->ended_bytes += size_flags & ST_OBJ_SIZE_MASK;
+  }
+  if (reason == ST_END_REUSED)
+    stat_add(ST_STAT_MISSED_FREES, 1);
+  return size_flags | 1; /* never 0 for a tracked object */
+}
+
+/* An skb head is over when its data buffer is freed: skb_release_data frees the
+ * data (a traced kfree) while the head itself often returns to a per-CPU NAPI
+ * cache or leaves by kmem_cache_free_bulk, neither of which fires a kmem event. */
+static __always_inline void end_linked_head(__u64 data)
+{
+  __u64 *head = bpf_map_lookup_elem(&st_skb_data, &data);
+  if (!head)
+    return;
+  __u64 h = *head;
+  bpf_map_delete_elem(&st_skb_data, &data);
+  if (end_object(h, ST_END_SKB_DATA))
+    bpf_map_delete_elem(&st_skb_holds, &h);
+}
+
+static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
+{
+  __u32 flags = end_object(ptr, reason);
+  if (!flags) {
+    if (reason == ST_END_FREE)
+      stat_add(ST_STAT_UNTRACKED_FREES, 1);
+    return;
+  }
+  if (flags & ST_OBJ_SKB_DATA)
+    end_linked_head(ptr);
+  if (flags & ST_OBJ_SKB_HEAD)
+    bpf_map_delete_elem(&st_skb_holds, &ptr);
+}
+
+/* name: the cache's name in kernel memory, read only when a bucket is created. */
+static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
+                                    const char *name, __u32 size)
+{
+  stat_add(ST_STAT_ALLOC_EVENTS, 1);
+  if (ignored_site(call_site)) {
+    stat_add(ST_STAT_BPF_ALLOCS, 1);
+    return 0;
+  }
+  struct st_cpu_state *cpu = cpu_state();
+  int ctx_level = ST_CTX_TASK;
+  if (cpu)
+    ctx_level = cpu->hardirq_depth ? ST_CTX_HARDIRQ : cpu->softirq_depth ? ST_CTX_SOFTIRQ : ST_CTX_TASK;
+
+  /* Pair an skb head with its data buffer: in __alloc_skb the head allocation
+   * is followed, in the same context on the same CPU, by kmalloc_reserve's.
+   * Only allocations inside that code touch the pending slot, so unrelated
+   * allocations in between (an irq_work, a new slab's metadata) cannot break
+   * the pairing; a failed data allocation clears it. */
+  __u32 skb_flags = 0;
+  __u64 pending = 0;
+  if (in_skb_alloc(call_site) && cpu) {
+    __u64 *slot = &cpu->pending_head[ctx_level > 2 ? 2 : ctx_level];
+    pending = *slot;
+    *slot = 0;
+    if (pending) {
+      skb_flags = ST_OBJ_SKB_DATA;
+    } else if (ptr) {
+      skb_flags = ST_OBJ_SKB_HEAD;
+      *slot = ptr;
+    }
+  } else if (in_range(call_site, &skb_clone_range)) {
+    skb_flags = ST_OBJ_SKB_HEAD;
+  }
+  if (!ptr) {
+    stat_add(ST_STAT_FAILED_ALLOCS, 1);
+    return 0;
+  }
+
+  struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(cpu)};
+  __u32 idx = 0;
+  struct st_bucket *b = bucket_for(&key, name, size, &idx);
+  if (!b)
+    return 0;
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
+  if (!c)
+    return 0;
+  c->allocs += 1;
+  c->alloc_bytes += size;
+
+  /* An allocation at an address we think is live proves we missed its free. */
+  if (sampled(ptr))
+    end_any(ptr, ST_END_REUSED);
+  if ((b->flags & ST_BUCKET_IGNORED) || !sampled(ptr))
+    return 0;
+
+  struct st_object obj = {
+      .bucket = idx,
+      .stack_id = -1,
+      .size_flags = (size & ST_OBJ_SIZE_MASK) | skb_flags,
+      .alloc_ms = now_ms(),
+  };
+  if (capture_stacks) {
+    long id = bpf_get_stackid(ctx, &st_stacks, 0);
+    if (id < 0)
+      stat_add(ST_STAT_STACK_ERRORS, 1);
+    else
+      obj.stack_id = (__s32)id;
+  }
+  long err = bpf_map_update_elem(&st_live, &ptr, &obj, BPF_ANY);
+  if (err) {
+    stat_add(err == -16 /* EBUSY */ ? ST_STAT_BUSY : ST_STAT_MAP_FULL, 1);
+    return 0;
+  }
+  c->tracked += 1;
+  c->tracked_bytes += size;
+
+  if ((skb_flags & ST_OBJ_SKB_DATA) && sampled(pending)) {
+    if (bpf_map_update_elem(&st_skb_data, &ptr, &pending, BPF_ANY) == 0)
+      stat_add(ST_STAT_SKB_LINKS, 1);
+    else
+      stat_add(ST_STAT_LINK_FULL, 1);
+  }
+  return 0;
+}
+
+static __always_inline int on_free(__u64 ptr)
+{
+  stat_add(ST_STAT_FREE_EVENTS, 1);
+  if (!ptr || !sampled(ptr))
+    return 0;
+  end_any(ptr, ST_END_FREE);
+  return 0;
+}
+
+/* kmalloc objects have no cache pointer: name the cache from the slab size and
+ * the gfp bits that choose the kmalloc type, in the kernel's order of precedence. */
+static __always_inline __u64 kmalloc_key(__u64 bytes_alloc, __u64 gfp)
+{
+  __u64 kind = ST_KEY_KMALLOC;
+  if (bytes_alloc > kmalloc_max_cache_size)
+    return (__u64)ST_KEY_KMALLOC_LARGE << ST_KEY_KIND_SHIFT;
+  if (gfp & gfp_dma)
+    kind = ST_KEY_KMALLOC_DMA;
+  else if (gfp & gfp_reclaimable)
+    kind = ST_KEY_KMALLOC_RCL;
+  else if (gfp & gfp_account)
+    kind = ST_KEY_KMALLOC_CG;
+  return (kind << ST_KEY_KIND_SHIFT) | (bytes_alloc & 0xffffffffull);
+}
+
+/* ---- tp_btf programs --------------------------------------------------- */
+
+SEC("tp_btf/kmem_cache_alloc")
+int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
+             gfp_t gfp, int node)
+{
+  __u32 size = BPF_CORE_READ(s, object_size);
+  return on_alloc(ctx, call_site, (__u64)ptr, (__u64)s, BPF_CORE_READ(s, name), size);
+}
+
+SEC("tp_btf/kmem_cache_free")
+int BPF_PROG(st_btf_cache_free, unsigned long call_site, const void *ptr)
+{
+  return on_free((__u64)ptr);
+}
+
+SEC("tp_btf/kmalloc")
+int BPF_PROG(st_btf_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
+             size_t bytes_alloc, gfp_t gfp, int node)
+{
+  return on_alloc(ctx, call_site, (__u64)ptr, kmalloc_key(bytes_alloc, gfp), NULL, bytes_alloc);
+}
+
+SEC("tp_btf/kfree")
+int BPF_PROG(st_btf_kfree, unsigned long call_site, const void *ptr)
+{
+  return on_free((__u64)ptr);
+}
+
+/* ---- classic tracepoint programs (fallback) ----------------------------- */
+
+/* Without the kmem_cache pointer, buckets are keyed by a hash of the cache
+ * name the event carries (6.18+); older kernels' events carry no name. */
+static __always_inline __u64 name_key(void *ctx, __u32 data_loc, char *name_out)
+{
+  if (!data_loc)
+    return 0;
+  bpf_probe_read_kernel_str(name_out, ST_CACHE_NAME_LEN, (char *)ctx + (data_loc & 0xffff));
+  __u64 h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (int i = 0; i < ST_CACHE_NAME_LEN; i++) {
+    if (!name_out[i])
+      break;
+    h = (h ^ (__u8)name_out[i]) * 0x100000001b3ull;
+  }
+  return ((__u64)ST_KEY_NAMED << 60) | (h >> 4);
+}
+
+SEC("tracepoint/kmem/kmem_cache_alloc")
+int st_tp_cache_alloc(struct trace_event_raw_kmem_cache_alloc *ctx)
+{
+  char name[ST_CACHE_NAME_LEN] = {};
+  __u32 data_loc = 0;
+  if (bpf_core_field_exists(ctx->__data_loc_name))
+    data_loc = BPF_CORE_READ(ctx, __data_loc_name);
+  __u64 bytes = BPF_CORE_READ(ctx, bytes_alloc);
+  __u64 key = name_key(ctx, data_loc, name);
+  if (!key)
+    key = ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (bytes & 0xffffffffull);
+  const char *name_src = data_loc ? (char *)ctx + (data_loc & 0xffff) : NULL;
+  return on_alloc(ctx, BPF_CORE_READ(ctx, call_site), (__u64)BPF_CORE_READ(ctx, ptr), key,
+                  name_src, bytes);
+}
+
+SEC("tracepoint/kmem/kmem_cache_free")
+int st_tp_cache_free(struct trace_event_raw_kmem_cache_free *ctx)
+{
+  return on_free((__u64)BPF_CORE_READ(ctx, ptr));
+}
+
+SEC("tracepoint/kmem/kmalloc")
+int st_tp_kmalloc(struct trace_event_raw_kmalloc *ctx)
+{
+  __u64 bytes = BPF_CORE_READ(ctx, bytes_alloc);
+  return on_alloc(ctx, BPF_CORE_READ(ctx, call_site), (__u64)BPF_CORE_READ(ctx, ptr),
+                  kmalloc_key(bytes, BPF_CORE_READ(ctx, gfp_flags)), NULL, bytes);
+}
+
+SEC("tracepoint/kmem/kfree")
+int st_tp_kfree(struct trace_event_raw_kfree *ctx)
+{
+  return on_free((__u64)BPF_CORE_READ(ctx, ptr));
+}
+
+/* ---- interrupt context --------------------------------------------------- */
+
+static __always_inline void depth_change(int hard, int delta)
+{
+  struct st_cpu_state *c = cpu_state();
+  if (!c)
+    return;
+  __u32 *d = hard ? &c->hardirq_depth : &c->softirq_depth;
+  /* We may attach inside a softirq and see its exit without its entry. */
+  if (delta < 0 && *d == 0)
+    return;
+  *d += delta;
+}
+
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(st_btf_softirq_entry, unsigned int vec) { depth_change(0, 1); return 0; }
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(st_btf_softirq_exit, unsigned int vec) { depth_change(0, -1); return 0; }
+SEC("tp_btf/irq_handler_entry")
+int BPF_PROG(st_btf_irq_entry, int irq) { depth_change(1, 1); return 0; }
+SEC("tp_btf/irq_handler_exit")
+int BPF_PROG(st_btf_irq_exit, int irq) { depth_change(1, -1); return 0; }
+
+SEC("tracepoint/irq/softirq_entry")
+int st_tp_softirq_entry(void *ctx) { depth_change(0, 1); return 0; }
+SEC("tracepoint/irq/softirq_exit")
+int st_tp_softirq_exit(void *ctx) { depth_change(0, -1); return 0; }
+SEC("tracepoint/irq/irq_handler_entry")
+int st_tp_irq_entry(void *ctx) { depth_change(1, 1); return 0; }
+SEC("tracepoint/irq/irq_handler_exit")
+int st_tp_irq_exit(void *ctx) { depth_change(1, -1); return 0; }
+
+/* ---- sk_buffs ------------------------------------------------------------ */
+
+static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
+{
+  if (dropped) {
+    __u32 r = reason < ST_MAX_DROP_REASONS ? reason : ST_MAX_DROP_REASONS - 1;
+    __u64 *n = bpf_map_lookup_elem(&st_drops, &r);
+    if (n)
+      *n += 1;
+  }
+  if (!skb || !sampled(skb))
+    return 0;
+  if (end_object(skb, ST_END_SKB_EVENT))
+    bpf_map_delete_elem(&st_skb_holds, &skb);
+  return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(st_btf_consume_skb, struct sk_buff *skb)
+{
+  return on_skb_end((__u64)skb, 0, 0);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(st_btf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+  return on_skb_end((__u64)skb, (__u32)reason, 1);
+}
+
+SEC("tracepoint/skb/consume_skb")
+int st_tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
+{
+  return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), 0, 0);
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
+{
+  __u32 reason = 0;
+  if (bpf_core_field_exists(ctx->reason))
+    reason = BPF_CORE_READ(ctx, reason);
+  return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), reason, 1);
+}
+
+static __always_inline void remember_socket(const struct sock *sk)
+{
+  __u64 key = (__u64)sk;
+  if (bpf_map_lookup_elem(&st_socks, &key))
+    return;
+  struct st_sock info = {};
+  struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+  if (sock) {
+    /* A socket's inode sits right after it in struct socket_alloc. */
+    struct inode *ino = (void *)sock + bpf_core_field_offset(struct socket_alloc, vfs_inode);
+    info.inode = BPF_CORE_READ(ino, i_ino);
+    info.type = BPF_CORE_READ(sock, type);
+  }
+  info.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+  info.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  info.protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+  info.cgroup = sock_cgroup_id(sk);
+  bpf_map_update_elem(&st_socks, &key, &info, BPF_NOEXIST);
+}
+
+/* sk_data_ready fires after skbs are queued on a socket: the queue's tail end
+ * holds them, which ties each to the socket that now holds it (skb->sk cannot:
+ * it is NULL on queued UDP skbs and the sender on unix ones). UDP on 6.17+
+ * splices batches from per-NUMA producer queues and signals once per batch, so
+ * walk back from the tail until an skb we already know. */
+#define ST_QUEUE_WALK 32
+static __always_inline int on_data_ready(const struct sock *sk)
+{
+  if (!sk)
+    return 0;
+  __u64 queue_head = (__u64)&sk->sk_receive_queue;
+  struct sk_buff *skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+  int remembered = 0;
+  for (int i = 0; i < ST_QUEUE_WALK; i++) {
+    __u64 addr = (__u64)skb;
+    if (!addr || addr == queue_head)
+      break;
+    if (sampled(addr)) {
+      struct st_skb_hold *known = bpf_map_lookup_elem(&st_skb_holds, &addr);
+      if (known && known->sk == (__u64)sk)
+        break;
+      if (bpf_map_lookup_elem(&st_live, &addr)) {
+        struct st_skb_hold hold = {.sk = (__u64)sk, .truesize = BPF_CORE_READ(skb, truesize)};
+        if (bpf_map_update_elem(&st_skb_holds, &addr, &hold, BPF_ANY) != 0) {
+          stat_add(ST_STAT_HOLD_FULL, 1);
+          break;
+        }
+        stat_add(ST_STAT_QUEUED, 1);
+        remembered = 1;
+      }
+    }
+    skb = BPF_CORE_READ(skb, prev);
+  }
+  if (remembered)
+    remember_socket(sk);
+  return 0;
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(st_btf_data_ready, const struct sock *sk)
+{
+  return on_data_ready(sk);
+}
+
+SEC("tracepoint/sock/sk_data_ready")
+int st_tp_data_ready(struct trace_event_raw_sk_data_ready *ctx)
+{
+  return on_data_ready((const struct sock *)BPF_CORE_READ(ctx, skaddr));
+}

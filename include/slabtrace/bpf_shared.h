@@ -1,0 +1,144 @@
+/* The only contract between the BPF programs and user space: map keys and
+ * values, limits and flag bits. Fixed-width types only, no bool; compiles in
+ * both worlds (C++ checks the sizes with static_assert in src/bpf/loader.cpp). */
+#ifndef SLABTRACE_BPF_SHARED_H
+#define SLABTRACE_BPF_SHARED_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define ST_CACHE_NAME_LEN 32
+#define ST_MAX_BUCKETS 8192      /* distinct (cache, cgroup) pairs */
+#define ST_MAX_STACK_DEPTH 48
+#define ST_MAX_CACHE_FILTERS 8
+#define ST_MAX_DROP_REASONS 256
+#define ST_MAX_SKB_RANGES 4
+#define ST_MAX_IGNORE_RANGES 4
+
+/* kmalloc objects carry no cache pointer: their "cache key" encodes the kind
+ * and the slab size. Kernel pointers have their top 16 bits set, so these small
+ * keys never collide with a struct kmem_cache address. */
+#define ST_KEY_KIND_SHIFT 32
+enum st_key_kind {
+  ST_KEY_KMALLOC = 1,      /* kmalloc-N */
+  ST_KEY_KMALLOC_CG = 2,   /* kmalloc-cg-N (__GFP_ACCOUNT) */
+  ST_KEY_KMALLOC_RCL = 3,  /* kmalloc-rcl-N (__GFP_RECLAIMABLE) */
+  ST_KEY_KMALLOC_DMA = 4,  /* dma-kmalloc-N */
+  ST_KEY_KMALLOC_LARGE = 5,/* above the largest kmalloc cache: pages */
+  ST_KEY_NAMED = 6,        /* classic tracepoint mode: hash of the cache name */
+  ST_KEY_UNNAMED = 7,      /* classic mode on kernels whose event has no name */
+};
+
+/* Pseudo cgroup ids for allocations in interrupt context, where the current
+ * task is whoever was interrupted and must not be blamed. */
+#define ST_CGROUP_SOFTIRQ 0xfffffffffffffffeULL
+#define ST_CGROUP_HARDIRQ 0xfffffffffffffffdULL
+
+struct st_bucket_key {
+  __u64 cache;   /* struct kmem_cache address, or an ST_KEY_* encoding */
+  __u64 cgroup;  /* cgroup-v2 id of the allocating task, or ST_CGROUP_* */
+};
+
+/* Written once by BPF when a bucket is created; read by user space. */
+#define ST_BUCKET_IGNORED 1u  /* excluded by --cache: counted, not tracked */
+struct st_bucket {
+  __u64 cache;
+  __u64 cgroup;
+  __u32 object_size;
+  __u32 flags;
+  char name[ST_CACHE_NAME_LEN];
+};
+
+/* Why a tracked object left the live set. */
+enum st_end_reason {
+  ST_END_FREE = 0,      /* kmem_cache_free / kfree on its address */
+  ST_END_SKB_EVENT = 1, /* skb:consume_skb or skb:kfree_skb on an skb head */
+  ST_END_REUSED = 2,    /* a new allocation at its address: a free we missed */
+  ST_END_SKB_DATA = 3,  /* skb head whose data buffer was freed */
+  ST_END_REASONS = 4,
+};
+
+/* Per-CPU, per bucket. outstanding = tracked - sum(ended). */
+struct st_counters {
+  __u64 allocs;         /* every successful allocation seen */
+  __u64 alloc_bytes;
+  __u64 tracked;        /* allocations entered into the live set (sampled) */
+  __u64 tracked_bytes;
+  __u64 ended[ST_END_REASONS];
+  __u64 ended_bytes;
+};
+
+/* Value of the live-object map, keyed by object address. Kept at 16 bytes:
+ * with millions of live objects every byte here is megabytes of kernel memory. */
+#define ST_OBJ_SKB_HEAD (1u << 31)
+#define ST_OBJ_SKB_DATA (1u << 30)
+#define ST_OBJ_SIZE_MASK ((1u << 30) - 1)
+struct st_object {
+  __u32 bucket;
+  __s32 stack_id;    /* negative: no stack (not captured, or capture failed) */
+  __u32 size_flags;  /* object size | ST_OBJ_* */
+  __u32 alloc_ms;    /* milliseconds since the tracer started */
+};
+
+/* A socket that had sk_buffs queued while we watched. */
+struct st_sock {
+  __u64 inode;       /* socket inode, as in /proc/PID/fd "socket:[N]" */
+  __u64 netns;       /* network namespace inode */
+  __u64 cgroup;      /* sk_cgrp_data cgroup-v2 id: the socket's creator */
+  __u16 family;
+  __u16 protocol;
+  __u16 type;
+  __u16 pad;
+};
+
+/* An skb head last seen at the tail of a socket's receive queue. */
+struct st_skb_hold {
+  __u64 sk;
+  __u32 truesize;
+  __u32 pad;
+};
+
+/* Global health counters, per CPU. */
+enum st_stat {
+  ST_STAT_ALLOC_EVENTS = 0,
+  ST_STAT_FREE_EVENTS,
+  ST_STAT_FAILED_ALLOCS,     /* ptr NULL: ignored */
+  ST_STAT_MAP_FULL,          /* live-object map had no room: object not tracked */
+  ST_STAT_BUCKETS_FULL,      /* more (cache, cgroup) pairs than ST_MAX_BUCKETS */
+  ST_STAT_STACK_ERRORS,      /* bpf_get_stackid failed (stack map full, ...) */
+  ST_STAT_MISSED_FREES,      /* = ended[ST_END_REUSED] summed */
+  ST_STAT_UNTRACKED_FREES,   /* frees of addresses we never saw allocated */
+  ST_STAT_SKB_LINKS,         /* skb heads paired with their data buffer */
+  ST_STAT_LINK_FULL,         /* no room to pair a head with its data */
+  ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
+  ST_STAT_HOLD_FULL,         /* no room to remember a queued skb */
+  ST_STAT_SOFTIRQ_ALLOCS,
+  ST_STAT_HARDIRQ_ALLOCS,
+  ST_STAT_BUSY,              /* map update refused as re-entrant (EBUSY) */
+  ST_STAT_BPF_ALLOCS,        /* allocations by the BPF map allocator: not traced */
+  ST_STAT_COUNT,
+};
+
+struct st_stats {
+  __u64 v[ST_STAT_COUNT];
+};
+
+/* Per-CPU scratch state. */
+#define ST_CTX_TASK 0
+#define ST_CTX_SOFTIRQ 1
+#define ST_CTX_HARDIRQ 2
+struct st_cpu_state {
+  __u32 softirq_depth;
+  __u32 hardirq_depth;
+  /* skb head just allocated in __alloc_skb, awaiting its data; one per
+   * context, since an interrupt may allocate its own skb in between. */
+  __u64 pending_head[3];
+};
+
+struct st_addr_range {
+  __u64 start;
+  __u64 end;
+};
+
+#endif /* SLABTRACE_BPF_SHARED_H */

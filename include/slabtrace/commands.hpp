@@ -1,0 +1,75 @@
+#pragma once
+// What each subcommand does, given its options. The CLI only parses arguments
+// into these structs; everything else lives here and below.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "slabtrace/session.hpp"
+
+namespace slabtrace::commands {
+
+struct CommonOptions {
+  std::string attach_mode = "auto";
+  std::uint32_t sample = 1;
+  std::uint32_t max_objects = 1u << 21;
+  std::string btf_path;
+  std::vector<std::string> caches;
+  std::string cgroup;
+  double min_age_s = 0;
+  bool no_stacks = false;
+  bool verbose = false;
+};
+// Throws UserError for values the tracer cannot take (--sample not a power of two).
+SessionOptions session_options(const CommonOptions& common, std::size_t top = 10);
+
+struct RecordOptions {
+  CommonOptions common;
+  double duration_s = 10;
+  std::string format = "text";
+  std::string output;
+  std::size_t top = 10;
+  std::string svg;
+};
+int record(const RecordOptions& options);
+int stacks(const RecordOptions& options);
+
+struct StreamOptions {
+  CommonOptions common;
+  double interval_s = 1;
+  double duration_s = 0;  // 0: until interrupted
+  std::string format = "ndjson";
+};
+int stream(const StreamOptions& options);
+
+struct TopOptions {
+  CommonOptions common;
+  double interval_s = 2;
+  double duration_s = 0;
+  std::string sort = "growth";
+  std::size_t rows = 8;
+};
+int top(const TopOptions& options);
+
+struct CheckOptions {
+  CommonOptions common;
+  double duration_s = 10;
+  std::string format = "text";
+  std::int64_t min_delta = 1000;
+};
+int check(const CheckOptions& options);
+
+struct DoctorOptions {
+  std::string format = "text";
+  std::string root;
+  double swap_window_s = 1;
+};
+int doctor(const DoctorOptions& options);
+
+// Ctrl-C and SIGTERM end the wait early; the report is still written.
+void install_stop_handlers();
+bool stop_requested();
+// Sleeps up to `seconds` (0: forever) in short steps; false if a stop came first.
+bool wait_for(double seconds);
+
+}  // namespace slabtrace::commands

@@ -1,0 +1,198 @@
+#pragma once
+// The model: what the BPF maps say, turned into caches, cgroups, stacks and
+// sk_buff holders with names a person recognises. No I/O here beyond what the
+// injected resolvers do, so every piece can be tested with made-up snapshots.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "slabtrace/bpf_shared.h"
+#include "slabtrace/cgroups.hpp"
+#include "slabtrace/procfs.hpp"
+
+namespace slabtrace::model {
+
+// ---- cache names ------------------------------------------------------------
+
+// "kmalloc-1k", "kmalloc-cg-192", "kmalloc-rcl-8k", "dma-kmalloc-64".
+std::string kmalloc_name(std::uint32_t kind, std::uint32_t size);
+// The cache a bucket counts, as the kernel names it.
+std::string cache_name(std::uint64_t cache_key, const char* bpf_name);
+// For --cache filters on kmalloc caches: "kmalloc-cg-1k" -> its bucket key.
+std::optional<std::uint64_t> kmalloc_key(const std::string& name);
+bool is_skb_head_cache(const std::string& name);
+
+// ---- counters -----------------------------------------------------------------
+
+struct Counts {
+  std::uint64_t allocs = 0;
+  std::uint64_t alloc_bytes = 0;
+  std::uint64_t tracked = 0;
+  std::uint64_t tracked_bytes = 0;
+  std::array<std::uint64_t, ST_END_REASONS> ended{};
+  std::uint64_t ended_bytes = 0;
+
+  std::uint64_t ended_total() const;
+  std::uint64_t outstanding() const;  // tracked - ended, never below zero
+  std::uint64_t outstanding_bytes() const;
+  Counts& operator+=(const Counts& other);
+  static Counts from(const st_counters& c);
+};
+
+// Where an allocation is charged: a cgroup, or interrupt context.
+std::string cgroup_label(std::uint64_t cgroup_id, const std::optional<std::string>& path);
+bool is_interrupt_cgroup(std::uint64_t cgroup_id);
+// Does a cgroup path fall under a --cgroup filter (the path itself or below)?
+bool cgroup_matches(const std::string& path, const std::string& filter);
+
+// One (cache, cgroup) bucket with names resolved.
+struct Bucket {
+  std::uint32_t index = 0;
+  std::string cache;
+  std::uint64_t cgroup_id = 0;
+  std::uint32_t object_size = 0;
+  bool ignored = false;
+  Counts counts;
+};
+
+// Counters at one moment, for rates between two of them.
+struct Snapshot {
+  double elapsed_s = 0;  // since the tracer started
+  std::vector<Bucket> buckets;
+};
+
+// Per-cgroup (and per cache within it) outstanding and growth between two
+// snapshots: the stream/top/serve view. Scaled by the sample rate.
+struct CacheRate {
+  std::uint64_t outstanding = 0;
+  std::uint64_t outstanding_bytes = 0;
+  std::uint64_t allocs = 0;  // in the interval
+  double growth_per_s = 0;
+  double allocs_per_s = 0;
+};
+struct GroupRate {
+  std::string key;  // cache name, or cgroup id as text
+  std::uint64_t cgroup_id = 0;
+  CacheRate total;
+  std::map<std::string, CacheRate> by_cache;
+  bool active = false;  // anything allocated or ended in the interval
+};
+struct Rates {
+  double interval_s = 0;
+  std::vector<GroupRate> cgroups;
+  std::vector<GroupRate> caches;
+};
+Rates compute_rates(const Snapshot* before, const Snapshot& after, std::uint64_t scale);
+
+// ---- the report of a recording ---------------------------------------------
+
+struct SlabinfoDelta {
+  std::uint64_t active_start = 0;
+  std::uint64_t active_end = 0;
+  std::int64_t delta = 0;
+};
+
+struct CacheReport {
+  std::string name;
+  std::string slabinfo_name;
+  std::vector<std::string> aliases;  // other caches merged into the same slab cache
+  std::uint32_t object_size = 0;
+  std::uint64_t allocs = 0;
+  std::uint64_t frees = 0;
+  std::uint64_t outstanding = 0;
+  std::uint64_t outstanding_bytes = 0;
+  std::array<std::uint64_t, ST_END_REASONS> ended_by{};  // scaled
+  std::optional<SlabinfoDelta> slabinfo;
+};
+
+struct CgroupReport {
+  std::uint64_t id = 0;
+  std::string path;  // relative to the cgroup2 mount, "[softirq]" for interrupts
+  cgroups::ContainerInfo container;
+  std::uint64_t outstanding = 0;
+  std::uint64_t outstanding_bytes = 0;
+  std::map<std::string, std::uint64_t> by_cache;
+};
+
+struct StackReport {
+  std::string cache;
+  std::uint64_t cgroup_id = 0;
+  std::string cgroup_path;
+  std::int32_t stack_id = -1;
+  std::uint64_t outstanding = 0;
+  std::uint64_t outstanding_bytes = 0;
+  double oldest_age_s = 0;
+  std::vector<std::string> frames;               // innermost first, no offsets
+  std::vector<std::string> frames_with_offsets;  // "udp_sendmsg+0x2a5"
+};
+
+struct SkbHolder {
+  std::uint64_t sk = 0;
+  std::uint64_t socket_inode = 0;
+  std::uint64_t netns = 0;
+  std::string family;
+  std::string protocol;
+  std::uint64_t socket_cgroup_id = 0;  // cgroup that created the socket
+  std::optional<std::uint32_t> pid;
+  std::string comm;
+  std::uint64_t cgroup_id = 0;  // of the owning process
+  std::string cgroup_path;
+  std::uint64_t queued_skbs = 0;
+  std::uint64_t queued_bytes = 0;
+  std::optional<std::uint64_t> kernel_queued_skbs;   // the socket's own accounting
+  std::optional<std::uint64_t> kernel_queued_bytes;
+};
+
+struct SkbAllocator {
+  std::uint64_t cgroup_id = 0;
+  std::string cgroup_path;
+  std::string via;  // the protocol function on the stack: "udp_sendmsg"
+  std::uint64_t heads = 0;
+};
+
+struct SkbReport {
+  std::uint64_t outstanding_heads = 0;
+  std::uint64_t outstanding_data = 0;
+  std::uint64_t outstanding_bytes = 0;  // heads + data
+  std::vector<SkbHolder> holders;
+  std::vector<SkbAllocator> allocators;
+  std::vector<std::pair<std::string, std::uint64_t>> drops;  // reason, count
+};
+
+struct Lost {
+  std::uint64_t map_full = 0;
+  std::uint64_t stack_errors = 0;
+  std::uint64_t missed_frees = 0;
+  std::uint64_t buckets_full = 0;
+  std::uint64_t busy = 0;
+  std::uint64_t link_full = 0;
+  std::uint64_t hold_full = 0;
+};
+
+struct ProgramCost {
+  std::string name;
+  std::uint64_t events = 0;
+  double ns_per_event = 0;
+};
+
+struct Report {
+  std::string kernel;
+  double duration_s = 0;
+  std::uint64_t sample_rate = 1;
+  std::string attach_mode;
+  std::vector<CacheReport> caches;
+  std::vector<CgroupReport> cgroups;
+  std::vector<StackReport> stacks;
+  SkbReport skb;
+  Lost lost;
+  std::vector<ProgramCost> costs;
+  std::uint64_t live_objects = 0;   // entries in the live map at the end (unscaled)
+  std::uint64_t live_capacity = 0;
+  std::vector<std::string> verdicts;  // one-line findings, most important first
+  std::vector<std::string> notes;     // caveats: missing tracepoints, sampling error
+};
+
+}  // namespace slabtrace::model

@@ -1,0 +1,36 @@
+#pragma once
+// Report formats: text for people, JSON / NDJSON for scripts (see
+// shared/output-contract.md: field names are a public API), folded stacks for
+// flame graph tools.
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+
+#include "slabtrace/cgroups.hpp"
+#include "slabtrace/model.hpp"
+
+namespace slabtrace::output {
+
+inline constexpr const char* kReportSchema = "slabtrace.report/v1";
+inline constexpr const char* kStreamSchema = "slabtrace.stream/v1";
+
+nlohmann::json report_json(const model::Report& report);
+void write_report_text(const model::Report& report, std::ostream& out);
+
+nlohmann::json stacks_json(const model::Report& report);
+void write_stacks_text(const model::Report& report, std::ostream& out);
+// "cgroup;outermost;...;innermost <bytes>" one line per stack.
+void write_stacks_folded(const model::Report& report, std::ostream& out);
+
+// One NDJSON line of `slabtrace stream` for one cgroup.
+struct StreamContext {
+  std::string timestamp;  // RFC 3339 UTC
+  double interval_s = 0;
+  std::string path;
+  cgroups::ContainerInfo container;
+};
+nlohmann::json stream_line(const model::GroupRate& cgroup, const StreamContext& ctx);
+
+std::string utc_timestamp();  // now, "2026-11-22T10:00:01Z"
+
+}  // namespace slabtrace::output

@@ -1,0 +1,68 @@
+#pragma once
+// A tracing session: the tracer plus everything needed to name what it sees
+// (kernel symbols, cgroup paths, merged-cache aliases, /proc/slabinfo at start).
+// Commands build one, wait, and ask it for snapshots or the final report.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "slabtrace/cgroups.hpp"
+#include "slabtrace/model.hpp"
+#include "slabtrace/procfs.hpp"
+#include "slabtrace/slab_aliases.hpp"
+#include "slabtrace/symbols.hpp"
+#include "slabtrace/tracer.hpp"
+
+namespace slabtrace {
+
+struct SessionOptions {
+  bpf::TracerOptions tracer;
+  std::vector<std::string> caches;  // --cache (repeatable); empty = all
+  std::string cgroup_filter;        // --cgroup PATH: that subtree only
+  double min_age_s = 0;             // --min-age: only objects at least this old
+  std::size_t top = 10;             // stacks in the report
+};
+
+class Session {
+ public:
+  explicit Session(SessionOptions options);
+
+  model::Snapshot snapshot();
+  // Reads the whole live set once; call at the end of a recording.
+  model::Report report();
+
+  double elapsed_s() const;
+  std::uint64_t scale() const { return std::uint64_t(1) << options_.tracer.sample_shift; }
+  std::string cgroup_path(std::uint64_t cgroup_id);
+  bool cgroup_selected(std::uint64_t cgroup_id);
+  const SessionOptions& options() const { return options_; }
+  bpf::Tracer& tracer() { return *tracer_; }
+  const symbols::KernelSymbols& symbols() const { return symbols_; }
+
+ private:
+  bool cache_selected(const std::string& name) const;
+  std::vector<std::string> symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) const;
+
+  SessionOptions options_;
+  symbols::KernelSymbols symbols_;
+  std::optional<cgroups::CgroupResolver> cgroups_;
+  slab::CacheAliases aliases_;
+  procfs::Slabinfo slabinfo_start_;
+  std::unique_ptr<bpf::Tracer> tracer_;
+  std::chrono::steady_clock::time_point started_;
+  std::unordered_map<std::uint64_t, std::string> path_cache_;
+};
+
+// Trims the frames that belong to tracing itself (BPF, tracepoint glue) from
+// the innermost end of a symbolized stack.
+std::vector<std::string> trim_tracing_frames(std::vector<std::string> frames);
+// The protocol-level function that caused an skb allocation ("udp_sendmsg").
+std::string skb_origin(const std::vector<std::string>& frames);
+std::string socket_family_name(std::uint16_t family);
+std::string socket_protocol_name(std::uint16_t family, std::uint16_t type, std::uint16_t protocol);
+
+}  // namespace slabtrace

@@ -1,0 +1,244 @@
+#pragma once
+// The socket inventory: from a socket as the BPF side sees it (socket inode, and
+// the inode of its network namespace) to the processes that own it, their
+// cgroups, and the kernel's own accounting of what sits in its receive queue.
+// Covers every network namespace on the node: containers have their own.
+//
+// Usage (the model, once per report interval or when a verdict needs a holder):
+//
+//   auto inventory = sockets::SocketInventory::scan({});
+//   if (const sockets::SocketInfo* sock = inventory.find(inode)) {
+//     std::string who = sockets::describe(*sock, inventory.own_netns());
+//     // "UDP socket inode 18884 of pid 4242 (leaky) in /kubepods/..."
+//     std::uint64_t held = sock->queued_bytes();  // cross-check with BPF counts
+//   }
+//   // unix skbs carry their sender in skb->sk; the holder is its peer:
+//   const sockets::SocketInfo* holder = inventory.unix_receiver_of(sender_inode);
+//   for (const auto& warning : inventory.warnings()) ...  // say once what is missing
+//
+// Socket inode numbers come from one kernel-wide pseudo filesystem (sockfs), so
+// they are unique across network namespaces: the inode alone finds a socket.
+#include <cstdint>
+#include <functional>
+#include <istream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "slabtrace/error.hpp"
+
+namespace slabtrace::sockets {
+
+// ---------------------------------------------------------------------------
+// /proc/net parsers. Each names `source` in its errors ("udp line 3: ...").
+
+// One line of /proc/net/{udp,udp6,tcp,tcp6,raw,raw6}: the inet tables share a
+// layout up to the socket pointer; udp and raw add a drops column.
+struct InetSocketLine {
+  std::string local_address;   // "127.0.0.1", "::1"
+  std::uint16_t local_port = 0;
+  std::string remote_address;
+  std::uint16_t remote_port = 0;
+  std::uint8_t state = 0;      // TCP_* numbering, also for udp (7 = unconnected)
+  std::uint64_t tx_queue = 0;
+  // udp/raw: bytes (truesize) charged to the receive queue; tcp: unread payload
+  // bytes, or the accept backlog of a listener.
+  std::uint64_t rx_queue = 0;
+  std::uint32_t uid = 0;
+  std::uint64_t inode = 0;     // 0 for TIME_WAIT and request sockets
+  std::uint32_t refcount = 0;
+  std::uint64_t drops = 0;     // 0 where the table has no drops column (tcp)
+};
+std::vector<InetSocketLine> parse_proc_net_inet(std::istream& in, std::string_view source = "udp");
+
+// One line of /proc/net/unix.
+struct UnixSocketLine {
+  std::uint32_t refcount = 0;
+  std::uint32_t flags = 0;     // 0x10000 (__SO_ACCEPTCON): listening
+  std::uint16_t type = 0;      // SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5
+  std::uint8_t state = 0;      // SS_UNCONNECTED 1, SS_CONNECTING 2, SS_CONNECTED 3
+  std::uint64_t inode = 0;
+  std::string path;            // "" if unbound; abstract names start with '@'
+};
+std::vector<UnixSocketLine> parse_proc_net_unix(std::istream& in, std::string_view source = "unix");
+
+// One line of /proc/net/packet.
+struct PacketSocketLine {
+  std::uint32_t refcount = 0;
+  std::uint16_t type = 0;      // SOCK_RAW 3 (link-layer header kept), SOCK_DGRAM 2
+  std::uint16_t protocol = 0;  // ethertype in host order: 0x0003 ETH_P_ALL, 0x0800 IP
+  std::int32_t ifindex = 0;    // 0: bound to every interface
+  bool running = false;
+  std::uint64_t rmem = 0;      // bytes (truesize) charged to the receive queue
+  std::uint32_t uid = 0;
+  std::uint64_t inode = 0;
+};
+std::vector<PacketSocketLine> parse_proc_net_packet(std::istream& in, std::string_view source = "packet");
+
+// Protocol names shared by the inventory and the sock_diag side.
+std::string unix_protocol(unsigned sock_type);    // 1 -> "unix-stream", 2 -> "unix-dgram", 5 -> "unix-seqpacket"
+std::string packet_protocol(unsigned sock_type);  // 3 -> "packet-raw", 2 -> "packet-dgram"
+
+// ---------------------------------------------------------------------------
+// Owners: processes holding a descriptor to the socket.
+
+struct Owner {
+  int pid = 0;
+  std::string comm;
+  std::uint64_t netns = 0;   // the process's network namespace (may differ from the socket's)
+  std::string cgroup;        // cgroup-v2 path ("0::" line of /proc/PID/cgroup), "" on v1-only hosts
+};
+using OwnerMap = std::unordered_map<std::uint64_t /*socket inode*/, std::vector<Owner>>;
+
+// Reads every /proc/PID/fd once. Processes that exit or are unreadable during
+// the scan are skipped; nothing throws. A process appears once per socket even
+// when it holds several descriptors to it.
+OwnerMap scan_socket_owners(const std::string& proc_root = "/proc");
+
+// ---------------------------------------------------------------------------
+// What names a socket in every view of it.
+
+struct SocketId {
+  std::uint64_t inode = 0;
+  std::uint64_t netns = 0;  // the namespace the socket lives in
+  std::string family;       // "inet", "inet6", "unix", "packet"
+  // "udp", "tcp", "raw", "unix-stream", "unix-dgram", "unix-seqpacket",
+  // "packet-raw", "packet-dgram"
+  std::string protocol;
+};
+
+// ---------------------------------------------------------------------------
+// The kernel's queue accounting, from sock_diag netlink.
+
+struct QueueAccounting : SocketId {
+  QueueAccounting() = default;
+  explicit QueueAccounting(SocketId id) : SocketId(std::move(id)) {}
+
+  // The socket's own SK_MEMINFO_RMEM_ALLOC. Always 0 for unix sockets: the
+  // kernel charges a queued unix skb to the socket that *sent* it.
+  std::uint64_t rmem_alloc_bytes = 0;
+  std::uint64_t rcvbuf_bytes = 0;
+  // SK_MEMINFO_WMEM_ALLOC. For unix sockets: the truesize of what this socket
+  // sent that its peers have not read yet.
+  std::uint64_t wmem_alloc_bytes = 0;
+  // Truesize of the skbs waiting in this socket's receive queue: rmem_alloc for
+  // inet and packet; for unix, the wmem_alloc of every socket whose peer is this
+  // one (exact for socketpairs and connected senders; a sender that uses
+  // sendto() without connect(), or has closed, is not seen).
+  std::uint64_t queued_bytes = 0;
+  // Number of skbs queued, where the kernel lets us know it: unix listeners
+  // (pending connections) exactly; unix datagram sockets estimated (below).
+  // The kernel exposes no count for inet or packet sockets.
+  std::optional<std::uint64_t> queued_skbs;
+  // For unix datagram sockets the kernel reports only the length of the *first*
+  // queued datagram (udiag_rqueue), not a count; queued_skbs is then
+  // queued_bytes / (truesize of one datagram of that length, measured on this
+  // kernel): exact when the queued datagrams have one size, as leaks usually do.
+  bool queued_skbs_estimated = false;
+  std::uint64_t drops = 0;           // SK_MEMINFO_DROPS
+  std::uint64_t peer_inode = 0;      // unix: the connected peer, 0 if none
+  // unix: udiag_rqueue as the kernel reports it (first datagram length, unread
+  // stream bytes, or pending connections of a listener).
+  std::uint64_t unix_rqueue = 0;
+  bool listening = false;
+};
+
+// A network namespace and the files through which it can be entered
+// ("/proc/PID/ns/net" of processes inside it); the first that opens is used.
+struct NetnsHandle {
+  std::uint64_t inode = 0;
+  std::vector<std::string> ns_paths;
+};
+
+struct AccountingScan {
+  std::vector<QueueAccounting> sockets;
+  std::vector<std::string> warnings;  // one line per family or namespace that could not be read
+};
+
+// Queries unix, inet/inet6 (udp, tcp) and packet sockets in each namespace.
+// Namespaces are entered from one dedicated thread, so the calling process
+// stays where it is; entering another namespace needs CAP_SYS_ADMIN. Failures
+// (not permitted, family not built into the kernel) become warnings; unix
+// queued_bytes / queued_skbs are filled in across all the namespaces (a unix
+// peer may live in another one).
+AccountingScan query_queue_accounting(const std::vector<NetnsHandle>& namespaces);
+
+// Fills unix queued_bytes / queued_skbs from the senders' wmem_alloc (see
+// QueueAccounting). `datagram_truesize(len)` is the truesize of one datagram of
+// `len` bytes, 0 if unknown. Pure: query_queue_accounting passes one that
+// measures it on this kernel.
+void attribute_unix_queues(std::vector<QueueAccounting>& sockets,
+                           const std::function<std::uint64_t(std::uint64_t len)>& datagram_truesize);
+
+// ---------------------------------------------------------------------------
+// The inventory.
+
+struct SocketInfo : SocketId {
+  SocketInfo() = default;
+  explicit SocketInfo(SocketId id) : SocketId(std::move(id)) {}
+
+  // "127.0.0.1:5353", "[::1]:53", a unix path or "@abstract", "ifindex 2"; empty
+  // for tcp, which comes from sock_diag only (see ScanOptions).
+  std::string local;
+  std::string remote;     // "" when not connected
+  // From /proc/net: udp/raw rx_queue and packet Rmem are truesize bytes charged
+  // to the receive queue; tcp rx_queue is unread payload; unix has none (0).
+  std::uint64_t rx_queue_bytes = 0;
+  std::uint64_t drops = 0;
+  std::vector<Owner> owners;                  // empty: no process holds it (closed, kernel-held)
+  std::optional<QueueAccounting> accounting;  // absent where sock_diag could not be read
+
+  // Bytes held in the receive queue: the kernel's sock_diag figure where known,
+  // else the /proc/net one.
+  std::uint64_t queued_bytes() const;
+  // Where the kernel lets it be known (see QueueAccounting::queued_skbs).
+  std::optional<std::uint64_t> queued_skbs() const;
+};
+
+struct NetnsInfo {
+  std::uint64_t inode = 0;
+  std::vector<int> pids;   // processes in it, ascending
+};
+
+// The scan reads /proc/net/{udp,udp6,raw,raw6,unix,packet} of each namespace
+// and, with kernel_accounting, sock_diag for unix, udp, tcp and packet. tcp is
+// not read from /proc/net: every read of it walks the whole connection hash.
+struct ScanOptions {
+  std::string proc_root = "/proc";
+  bool all_namespaces = true;     // false: only the caller's network namespace
+  bool kernel_accounting = true;  // sock_diag queries (queued skbs, unix queues)
+};
+
+class SocketInventory {
+ public:
+  // Never throws for what it finds on the node: unreadable files, vanished
+  // processes and unsupported families become warnings().
+  static SocketInventory scan(const ScanOptions& options = {});
+
+  const SocketInfo* find(std::uint64_t inode) const;
+  // For unix sockets the BPF side sees the *sender* on a queued skb (skb->sk);
+  // the holder is the sender's connected peer. Returns that peer, or nullptr.
+  const SocketInfo* unix_receiver_of(std::uint64_t sender_inode) const;
+
+  const std::vector<SocketInfo>& sockets() const { return sockets_; }
+  const std::vector<NetnsInfo>& namespaces() const { return namespaces_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  std::uint64_t own_netns() const { return own_netns_; }  // the scanning process's
+
+ private:
+  std::vector<SocketInfo> sockets_;
+  std::unordered_map<std::uint64_t, std::size_t> by_inode_;
+  std::vector<NetnsInfo> namespaces_;
+  std::vector<std::string> warnings_;
+  std::uint64_t own_netns_ = 0;
+};
+
+// "UDP socket inode 18884 of pid 4242 (leaky) in /kubepods/besteffort/pod1/abc";
+// the netns is named unless it is `home_netns` (pass own_netns() to leave the
+// host's out). Pure.
+std::string describe(const SocketInfo& socket, std::uint64_t home_netns = 0);
+
+}  // namespace slabtrace::sockets

@@ -1,0 +1,102 @@
+#pragma once
+// The BPF side as user space sees it: open, configure, load and attach the
+// programs; read the maps; detach on destruction. Owns the generated skeleton.
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "slabtrace/bpf_shared.h"
+
+struct slabtrace_bpf;  // generated skeleton (build/bpf/slabtrace.skel.h)
+struct bpf_link;
+
+namespace slabtrace::bpf {
+
+enum class AttachMode { Auto, TpBtf, Tracepoint };
+std::string to_string(AttachMode mode);
+AttachMode parse_attach_mode(const std::string& text);  // throws UserError
+
+struct AddrRange {
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+};
+
+struct TracerOptions {
+  AttachMode attach_mode = AttachMode::Auto;
+  std::uint32_t sample_shift = 0;        // track 1 in 2^shift addresses
+  bool capture_stacks = true;
+  std::uint32_t max_objects = 1u << 21;  // live-object map size
+  std::string btf_path;                  // custom vmlinux BTF, for kernels without /sys/kernel/btf
+  // --cache filters: names (kmem caches) and kmalloc keys (see bpf_shared.h).
+  std::vector<std::string> cache_names;
+  std::vector<std::uint64_t> cache_keys;
+  std::vector<AddrRange> skb_alloc_ranges;  // __alloc_skb, kmalloc_reserve
+  AddrRange skb_clone_range;
+  std::vector<AddrRange> ignore_ranges;  // allocation sites never traced (the BPF map allocator)
+  bool verbose = false;
+};
+
+// One bucket (cache x cgroup) with its counters summed over CPUs.
+struct BucketSnapshot {
+  std::uint32_t index = 0;
+  st_bucket info{};
+  st_counters counters{};
+};
+
+struct LiveObject {
+  std::uint64_t addr = 0;
+  st_object obj{};
+};
+
+struct ProgramCost {
+  std::string name;
+  std::uint64_t run_count = 0;
+  std::uint64_t run_time_ns = 0;
+};
+
+class Tracer {
+ public:
+  // Loads and attaches; throws UserError with one line the user can act on.
+  explicit Tracer(const TracerOptions& options);
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  AttachMode attach_mode() const { return mode_; }
+  std::uint64_t start_ns() const { return start_ns_; }  // CLOCK_MONOTONIC at start
+  const std::vector<std::string>& missing_optional() const { return missing_optional_; }
+
+  std::vector<BucketSnapshot> buckets() const;
+  st_stats stats() const;
+  // Calls fn for every live object; batches through the map without copying it whole.
+  void for_each_live(const std::function<void(const LiveObject&)>& fn) const;
+  std::vector<std::uint64_t> stack(std::int32_t stack_id) const;  // innermost first
+  std::vector<std::pair<std::uint64_t, st_skb_hold>> skb_holds() const;
+  std::optional<st_sock> socket(std::uint64_t sk) const;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const;  // reason, count
+  std::vector<ProgramCost> program_costs() const;
+  std::uint32_t live_capacity() const;
+  std::vector<std::uint32_t> program_ids() const;
+
+ private:
+  void open_and_load(const TracerOptions& options, AttachMode mode);
+  int sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const;
+
+  struct SkelDeleter {
+    void operator()(::slabtrace_bpf* skel) const;
+  };
+  std::unique_ptr<::slabtrace_bpf, SkelDeleter> skel_;
+  std::vector<::bpf_link*> links_;  // destroyed before the skeleton
+  AttachMode mode_ = AttachMode::Auto;
+  std::uint64_t start_ns_ = 0;
+  int stats_fd_ = -1;  // BPF_ENABLE_STATS: run-time stats while we hold it
+  int ncpus_ = 1;
+  std::vector<std::string> missing_optional_;
+};
+
+}  // namespace slabtrace::bpf

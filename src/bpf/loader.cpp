@@ -1,0 +1,385 @@
+// Opens, configures, loads and attaches the BPF programs, and reads their maps.
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "slabtrace/bpf_shared.h"
+#include "slabtrace.skel.h"
+#include "slabtrace/error.hpp"
+#include "slabtrace/tracer.hpp"
+
+// The contract header is shared with BPF: catch layout drift at compile time.
+static_assert(sizeof(st_object) == 16, "live-object value must stay 16 bytes");
+static_assert(sizeof(st_bucket_key) == 16);
+static_assert(sizeof(st_bucket) == 56);
+static_assert(sizeof(st_counters) == 9 * 8);
+static_assert(sizeof(st_sock) == 32);
+static_assert(sizeof(st_skb_hold) == 16);
+static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);
+
+namespace slabtrace::bpf {
+namespace {
+
+// libbpf's own log: shown with -v; otherwise only its last line is kept, to
+// explain a failure in one line instead of a verifier dump.
+bool g_verbose = false;
+std::mutex g_log_mutex;
+std::string g_last_libbpf_line;
+
+int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, format, args);
+  std::string line(buf);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  if (g_verbose) {
+    spdlog::debug("libbpf: {}", line);
+  } else if (level != LIBBPF_DEBUG && !line.empty()) {
+    std::lock_guard lock(g_log_mutex);
+    g_last_libbpf_line = line;
+  }
+  return 0;
+}
+
+std::string last_libbpf_line() {
+  std::lock_guard lock(g_log_mutex);
+  return g_last_libbpf_line;
+}
+
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool tracefs_has_event(const std::string& category, const std::string& event) {
+  for (const char* base : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"})
+    if (path_exists(std::string(base) + category + "/" + event)) return true;
+  return false;
+}
+
+// A BPF program's tracepoint, from its section name: "tp_btf/kfree" or
+// "tracepoint/kmem/kfree".
+struct ProgramTarget {
+  bool btf = false;
+  std::string category;  // classic tracepoints only
+  std::string event;
+};
+
+ProgramTarget target_of(const bpf_program* prog) {
+  std::string sec = bpf_program__section_name(prog);
+  ProgramTarget t;
+  if (sec.rfind("tp_btf/", 0) == 0) {
+    t.btf = true;
+    t.event = sec.substr(7);
+  } else {
+    auto rest = sec.substr(sec.find('/') + 1);
+    auto slash = rest.find('/');
+    t.category = rest.substr(0, slash);
+    t.event = rest.substr(slash + 1);
+  }
+  return t;
+}
+
+bool kernel_has(const ProgramTarget& t) {
+  if (t.btf) return libbpf_find_vmlinux_btf_id(t.event.c_str(), BPF_TRACE_RAW_TP) > 0;
+  return tracefs_has_event(t.category, t.event);
+}
+
+// The kmem events are the job; the rest improve it and may be absent on older
+// kernels (sk_data_ready is 6.3+).
+bool is_required(const ProgramTarget& t) {
+  return t.event == "kmem_cache_alloc" || t.event == "kmem_cache_free" || t.event == "kmalloc" ||
+         t.event == "kfree";
+}
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+void check_privileges() {
+  if (geteuid() != 0)
+    throw UserError("slabtrace needs root to load BPF programs (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN); run it with sudo");
+}
+
+}  // namespace
+
+std::string to_string(AttachMode mode) {
+  switch (mode) {
+    case AttachMode::TpBtf: return "tp_btf";
+    case AttachMode::Tracepoint: return "tracepoint";
+    case AttachMode::Auto: break;
+  }
+  return "auto";
+}
+
+AttachMode parse_attach_mode(const std::string& text) {
+  if (text == "auto") return AttachMode::Auto;
+  if (text == "tp_btf") return AttachMode::TpBtf;
+  if (text == "tracepoint") return AttachMode::Tracepoint;
+  throw UserError(fmt::format("unknown attach mode '{}': use auto, tp_btf or tracepoint", text));
+}
+
+void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bpf__destroy(skel); }
+
+Tracer::Tracer(const TracerOptions& options) {
+  g_verbose = options.verbose;
+  libbpf_set_print(libbpf_print);
+  check_privileges();
+  bool have_btf = path_exists("/sys/kernel/btf/vmlinux");
+  if (!have_btf && options.btf_path.empty())
+    throw UserError("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); pass --btf PATH to a BTF file for this kernel");
+  if (!options.btf_path.empty() && !path_exists(options.btf_path))
+    throw UserError(fmt::format("--btf {}: no such file", options.btf_path));
+  if (!tracefs_has_event("kmem", "kmalloc") && path_exists("/sys/kernel/tracing"))
+    spdlog::debug("tracefs not mounted or kmem events missing; tp_btf may still work");
+
+  ncpus_ = std::max(1, libbpf_num_possible_cpus());
+  AttachMode wanted = options.attach_mode;
+  if (wanted == AttachMode::Auto) wanted = have_btf ? AttachMode::TpBtf : AttachMode::Tracepoint;
+  try {
+    open_and_load(options, wanted);
+  } catch (const UserError& e) {
+    if (options.attach_mode != AttachMode::Auto || wanted != AttachMode::TpBtf) throw;
+    spdlog::info("tp_btf programs did not load ({}); falling back to classic tracepoints", e.what());
+    skel_.reset();
+    for (auto* link : links_) bpf_link__destroy(link);
+    links_.clear();
+    missing_optional_.clear();
+    open_and_load(options, AttachMode::Tracepoint);
+  }
+  // Run-time statistics for our own cost report, held only while we run (no
+  // sysctl change left behind).
+  stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+}
+
+void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!options.btf_path.empty()) open_opts.btf_custom_path = options.btf_path.c_str();
+  skel_.reset(slabtrace_bpf__open_opts(&open_opts));
+  if (!skel_) throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(errno)));
+
+  bool want_btf = mode == AttachMode::TpBtf;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    ProgramTarget t = target_of(prog);
+    bool ours = t.btf == want_btf;
+    if (ours && !kernel_has(t)) {
+      if (is_required(t))
+        throw UserError(fmt::format("this kernel has no {} tracepoint {}{}", want_btf ? "BTF" : "classic",
+                                    t.category.empty() ? "" : t.category + ":", t.event));
+      missing_optional_.push_back(t.event);
+      ours = false;
+    }
+    bpf_program__set_autoload(prog, ours);
+  }
+
+  auto* ro = skel_->rodata;
+  ro->sample_shift = options.sample_shift;
+  ro->capture_stacks = options.capture_stacks ? 1 : 0;
+  start_ns_ = monotonic_ns();
+  ro->start_ns = start_ns_;
+  if (options.cache_names.size() + options.cache_keys.size() > ST_MAX_CACHE_FILTERS)
+    throw UserError(fmt::format("at most {} --cache filters", ST_MAX_CACHE_FILTERS));
+  std::size_t n = 0;
+  for (const auto& name : options.cache_names) {
+    std::strncpy(const_cast<char*>(ro->cache_filter_names[n]), name.c_str(), ST_CACHE_NAME_LEN - 1);
+    ++n;
+  }
+  for (auto key : options.cache_keys) ro->cache_filter_keys[n++] = key;
+  ro->cache_filter_count = std::uint32_t(n);
+  for (std::size_t i = 0; i < options.skb_alloc_ranges.size() && i < ST_MAX_SKB_RANGES; ++i) {
+    ro->skb_alloc_ranges[i].start = options.skb_alloc_ranges[i].start;
+    ro->skb_alloc_ranges[i].end = options.skb_alloc_ranges[i].end;
+  }
+  for (std::size_t i = 0; i < options.ignore_ranges.size() && i < ST_MAX_IGNORE_RANGES; ++i) {
+    ro->ignore_ranges[i].start = options.ignore_ranges[i].start;
+    ro->ignore_ranges[i].end = options.ignore_ranges[i].end;
+  }
+  ro->skb_clone_range.start = options.skb_clone_range.start;
+  ro->skb_clone_range.end = options.skb_clone_range.end;
+
+  for (bpf_map* map : {skel_->maps.st_live, skel_->maps.st_skb_data, skel_->maps.st_skb_holds})
+    bpf_map__set_max_entries(map, options.max_objects);
+
+  if (int err = slabtrace_bpf__load(skel_.get()); err) {
+    std::string why = last_libbpf_line();
+    throw UserError(fmt::format("loading the {} BPF programs failed: {}{}", to_string(mode), errno_text(err),
+                                why.empty() ? "" : " (" + why + ")"));
+  }
+  // Interrupt depth is counted by entry/exit pairs: attach every exit before
+  // any entry, so no entry is ever seen without its exit.
+  std::vector<bpf_program*> order;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (bpf_program__autoload(prog)) order.push_back(prog);
+  }
+  std::stable_partition(order.begin(), order.end(), [](bpf_program* p) {
+    return std::string(bpf_program__section_name(p)).find("_exit") != std::string::npos;
+  });
+  for (bpf_program* prog : order) {
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) {
+      int err = errno;
+      throw UserError(fmt::format("attaching {} to {} failed: {}", bpf_program__name(prog),
+                                  bpf_program__section_name(prog), errno_text(err)));
+    }
+    links_.push_back(link);
+  }
+  mode_ = mode;
+}
+
+Tracer::~Tracer() {
+  for (auto* link : links_) bpf_link__destroy(link);
+  links_.clear();
+  skel_.reset();
+  if (stats_fd_ >= 0) close(stats_fd_);
+}
+
+int Tracer::sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const {
+  std::size_t stride = (value_size + 7) & ~std::size_t(7);
+  std::vector<std::uint64_t> raw(stride / 8 * std::size_t(ncpus_));
+  if (bpf_map_lookup_elem(map_fd, &key, raw.data()) != 0) return -errno;
+  auto* sum = static_cast<std::uint64_t*>(out);
+  std::fill(sum, sum + value_size / 8, 0);
+  for (int cpu = 0; cpu < ncpus_; ++cpu)
+    for (std::size_t i = 0; i < value_size / 8; ++i) sum[i] += raw[cpu * stride / 8 + i];
+  return 0;
+}
+
+std::vector<BucketSnapshot> Tracer::buckets() const {
+  std::uint32_t used = std::min<std::uint32_t>(skel_->bss->st_next_bucket, ST_MAX_BUCKETS);
+  int info_fd = bpf_map__fd(skel_->maps.st_buckets);
+  int counts_fd = bpf_map__fd(skel_->maps.st_counts);
+  std::vector<BucketSnapshot> out;
+  out.reserve(used);
+  for (std::uint32_t i = 0; i < used; ++i) {
+    BucketSnapshot b;
+    b.index = i;
+    if (bpf_map_lookup_elem(info_fd, &i, &b.info) != 0) continue;
+    if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race
+    if (sum_percpu(counts_fd, i, &b.counters, sizeof b.counters) != 0) continue;
+    out.push_back(b);
+  }
+  return out;
+}
+
+st_stats Tracer::stats() const {
+  st_stats s{};
+  sum_percpu(bpf_map__fd(skel_->maps.st_stat), 0, &s, sizeof s);
+  return s;
+}
+
+namespace {
+
+// Walks a hash map in batches (one syscall per few thousand entries); falls
+// back to key-by-key iteration where the kernel lacks batch operations.
+template <typename Key, typename Value, typename Fn>
+void walk_hash(int fd, Fn&& fn) {
+  constexpr std::uint32_t kBatch = 4096;
+  std::vector<Key> keys(kBatch);
+  std::vector<Value> values(kBatch);
+  std::uint64_t token = 0;
+  bool first = true;
+  for (;;) {
+    std::uint32_t count = kBatch;
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(), values.data(), &count,
+                                   nullptr);
+    int e = err ? errno : 0;
+    if (err && e == EINVAL && first) break;  // no batch support: iterate below
+    for (std::uint32_t i = 0; i < count; ++i) fn(keys[i], values[i]);
+    if (err) return;  // ENOENT: the end
+    first = false;
+  }
+  Key key{}, next{};
+  Value value{};
+  bool have = false;
+  while (bpf_map_get_next_key(fd, have ? &key : nullptr, &next) == 0) {
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
+    key = next;
+    have = true;
+  }
+}
+
+}  // namespace
+
+void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
+  walk_hash<std::uint64_t, st_object>(bpf_map__fd(skel_->maps.st_live), [&](std::uint64_t addr, const st_object& o) {
+    fn(LiveObject{addr, o});
+  });
+}
+
+std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
+  std::vector<std::uint64_t> frames(ST_MAX_STACK_DEPTH);
+  if (stack_id < 0) return {};
+  std::uint32_t id = std::uint32_t(stack_id);
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_stacks), &id, frames.data()) != 0) return {};
+  auto end = std::find(frames.begin(), frames.end(), 0ull);
+  frames.erase(end, frames.end());
+  return frames;
+}
+
+std::vector<std::pair<std::uint64_t, st_skb_hold>> Tracer::skb_holds() const {
+  std::vector<std::pair<std::uint64_t, st_skb_hold>> out;
+  walk_hash<std::uint64_t, st_skb_hold>(bpf_map__fd(skel_->maps.st_skb_holds),
+                                        [&](std::uint64_t skb, const st_skb_hold& h) { out.emplace_back(skb, h); });
+  return out;
+}
+
+std::optional<st_sock> Tracer::socket(std::uint64_t sk) const {
+  st_sock s{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_socks), &sk, &s) != 0) return std::nullopt;
+  return s;
+}
+
+std::vector<std::pair<std::uint32_t, std::uint64_t>> Tracer::drops() const {
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+  int fd = bpf_map__fd(skel_->maps.st_drops);
+  for (std::uint32_t reason = 0; reason < ST_MAX_DROP_REASONS; ++reason) {
+    std::uint64_t n = 0;
+    if (sum_percpu(fd, reason, &n, sizeof n) == 0 && n) out.emplace_back(reason, n);
+  }
+  return out;
+}
+
+std::vector<ProgramCost> Tracer::program_costs() const {
+  std::vector<ProgramCost> out;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    int fd = bpf_program__fd(prog);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return out;
+}
+
+std::vector<std::uint32_t> Tracer::program_ids() const {
+  std::vector<std::uint32_t> out;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    int fd = bpf_program__fd(prog);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) out.push_back(info.id);
+  }
+  return out;
+}
+
+std::uint32_t Tracer::live_capacity() const { return bpf_map__max_entries(skel_->maps.st_live); }
+
+}  // namespace slabtrace::bpf

@@ -1,0 +1,117 @@
+// The command line: arguments become options structs; the library does the rest.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "slabtrace/commands.hpp"
+#include "slabtrace/error.hpp"
+
+using namespace slabtrace;
+
+namespace {
+
+void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
+  cmd->add_option("--attach-mode", o.attach_mode, "tp_btf, tracepoint or auto (probe at start-up)")
+      ->check(CLI::IsMember({"auto", "tp_btf", "tracepoint"}));
+  cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-objects", o.max_objects, "size of the live-object map")->check(CLI::Range(1024u, 1u << 26));
+  cmd->add_option("--btf", o.btf_path, "BTF file for kernels without /sys/kernel/btf/vmlinux");
+  cmd->add_option("--cache", o.caches, "only this cache (repeatable; kmalloc-1k, skbuff_head_cache, ...)");
+  cmd->add_option("--cgroup", o.cgroup, "only this cgroup subtree (path relative to the cgroup2 mount)");
+  cmd->add_option("--min-age", o.min_age_s, "only objects at least this many seconds old")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--no-stacks", o.no_stacks, "do not capture kernel stacks (cheaper)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("slabtrace");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("slabtrace: %^%l%$: %v");
+  spdlog::set_level(spdlog::level::warn);
+
+  CLI::App app{"slabtrace: who is eating the kernel's slab memory — by cache, cgroup, kernel stack and socket"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", SLABTRACE_VERSION);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "debug logging, including libbpf's");
+
+  commands::RecordOptions record;
+  auto* rec = app.add_subcommand("record", "trace for a while, then report outstanding objects by cache, cgroup and stack");
+  add_tracer_options(rec, record.common);
+  rec->add_option("-d,--duration", record.duration_s, "seconds to trace (Ctrl-C stops early)")->check(CLI::PositiveNumber);
+  rec->add_option("-f,--format", record.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  rec->add_option("-o,--output", record.output, "write the report to FILE");
+  rec->add_option("--top", record.top, "stacks to show");
+  rec->add_option("--svg", record.svg, "also write a flame graph of outstanding bytes to FILE");
+
+  commands::RecordOptions stacks;
+  stacks.format = "text";
+  auto* stk = app.add_subcommand("stacks", "the top leaking kernel stacks by outstanding bytes");
+  add_tracer_options(stk, stacks.common);
+  stk->add_option("-d,--duration", stacks.duration_s, "seconds to trace")->check(CLI::PositiveNumber);
+  stk->add_option("--top", stacks.top, "stacks to show");
+  stk->add_option("-f,--format", stacks.format, "text, json, folded or svg")
+      ->check(CLI::IsMember({"text", "json", "folded", "svg"}));
+  stk->add_option("-o,--output", stacks.output, "write to FILE");
+
+  commands::StreamOptions stream;
+  auto* str = app.add_subcommand("stream", "per-cgroup leak rates every interval, one NDJSON line per cgroup");
+  add_tracer_options(str, stream.common);
+  str->add_option("-i,--interval", stream.interval_s, "seconds between lines")->check(CLI::PositiveNumber);
+  str->add_option("-d,--duration", stream.duration_s, "stop after this many seconds (default: until Ctrl-C)");
+  str->add_option("-f,--format", stream.format, "ndjson")->check(CLI::IsMember({"ndjson"}));
+
+  commands::TopOptions top;
+  auto* tp = app.add_subcommand("top", "live view of caches and cgroups by growth");
+  add_tracer_options(tp, top.common);
+  tp->add_option("-i,--interval", top.interval_s, "seconds between refreshes")->check(CLI::PositiveNumber);
+  tp->add_option("-d,--duration", top.duration_s, "stop after this many seconds (default: until q or Ctrl-C)");
+  tp->add_option("--sort", top.sort, "outstanding, growth or allocs")
+      ->check(CLI::IsMember({"outstanding", "growth", "allocs"}));
+  tp->add_option("-n,--rows", top.rows, "rows per table");
+
+  commands::CheckOptions check;
+  auto* chk = app.add_subcommand("check", "compare slabtrace's outstanding counts with /proc/slabinfo, per cache");
+  add_tracer_options(chk, check.common);
+  chk->add_option("-d,--duration", check.duration_s, "seconds to trace")->check(CLI::PositiveNumber);
+  chk->add_option("-f,--format", check.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  chk->add_option("--min-delta", check.min_delta, "caches whose slabinfo count changed by at least this much");
+
+  commands::DoctorOptions doctor;
+  auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root, no BPF): PSI, meminfo, slabs, swap, load");
+  doc->add_option("-f,--format", doctor.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  doc->add_option("--root", doctor.root, "read /proc and /sys under this directory (for saved snapshots)");
+  doc->add_option("--swap-window", doctor.swap_window_s, "seconds to watch swap activity")->check(CLI::NonNegativeNumber);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+  for (auto* o : {&record.common, &stacks.common, &stream.common, &top.common, &check.common})
+    o->verbose = verbose;
+
+  try {
+    if (rec->parsed()) return commands::record(record);
+    if (stk->parsed()) return commands::stacks(stacks);
+    if (str->parsed()) return commands::stream(stream);
+    if (tp->parsed()) return commands::top(top);
+    if (chk->parsed()) return commands::check(check);
+    if (doc->parsed()) return commands::doctor(doctor);
+  } catch (const UserError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const ParseError& e) {
+    spdlog::error("{}", e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,359 @@
+// The kernel's own accounting of socket queues, from sock_diag netlink, in
+// every network namespace. /proc/net says how many bytes a udp or packet socket
+// holds; only sock_diag says it for unix sockets (whose queued skbs are charged
+// to the sender) and gives rcvbuf and drops for all of them.
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/packet_diag.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "slabtrace/sockets.hpp"
+
+namespace slabtrace::sockets {
+
+namespace {
+
+// Move-only owner of a file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  int fd_ = -1;
+};
+
+constexpr std::uint8_t kTcpListen = 10;  // TCP_LISTEN: unix listeners report it too
+
+// Warnings repeat across namespaces (a family missing from the kernel is
+// missing everywhere): say each once, with how often it happened.
+class Warnings {
+ public:
+  void add(std::string message) { ++counts_[std::move(message)]; }
+  std::vector<std::string> lines() const {
+    std::vector<std::string> out;
+    for (const auto& [message, count] : counts_)
+      out.push_back(count == 1 ? message : fmt::format("{} (in {} network namespaces)", message, count));
+    return out;
+  }
+
+ private:
+  std::map<std::string, int> counts_;
+};
+
+// ---------------------------------------------------------------------------
+// Netlink plumbing
+
+// SK_MEMINFO_* from an attribute payload; older kernels send fewer values.
+std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo_from(const void* payload, std::size_t length) {
+  std::array<std::uint32_t, SK_MEMINFO_VARS> values{};
+  std::memcpy(values.data(), payload, std::min(length, sizeof values));
+  return values;
+}
+
+void apply_meminfo(const std::array<std::uint32_t, SK_MEMINFO_VARS>& meminfo, QueueAccounting& socket) {
+  socket.rmem_alloc_bytes = meminfo[SK_MEMINFO_RMEM_ALLOC];
+  socket.rcvbuf_bytes = meminfo[SK_MEMINFO_RCVBUF];
+  socket.wmem_alloc_bytes = meminfo[SK_MEMINFO_WMEM_ALLOC];
+  socket.drops = meminfo[SK_MEMINFO_DROPS];
+}
+
+// Calls on_attribute(type, payload, length) for each attribute after the
+// family's fixed reply header.
+template <typename OnAttribute>
+void for_each_attribute(const nlmsghdr* message, std::size_t reply_header, OnAttribute on_attribute) {
+  const char* at = static_cast<const char*>(NLMSG_DATA(message)) + NLMSG_ALIGN(reply_header);
+  const char* end = reinterpret_cast<const char*>(message) + message->nlmsg_len;
+  while (at + NLA_HDRLEN <= end) {
+    nlattr attribute;
+    std::memcpy(&attribute, at, sizeof attribute);
+    if (attribute.nla_len < NLA_HDRLEN || at + attribute.nla_len > end) break;
+    on_attribute(attribute.nla_type & NLA_TYPE_MASK, at + NLA_HDRLEN, attribute.nla_len - NLA_HDRLEN);
+    at += NLA_ALIGN(attribute.nla_len);
+  }
+}
+
+template <typename T>
+T payload_as(const void* payload, std::size_t length) {
+  T value{};
+  std::memcpy(&value, payload, std::min(length, sizeof value));
+  return value;
+}
+
+// Sends one SOCK_DIAG_BY_FAMILY dump request and calls on_reply(message, body)
+// for each socket in the answer. Returns 0, or the errno that ended the dump.
+template <typename Reply, typename Request, typename OnReply>
+int dump(int netlink, const Request& request, OnReply on_reply) {
+  struct {
+    nlmsghdr header;
+    Request body;
+  } message{};
+  message.header.nlmsg_len = sizeof message;
+  message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  message.header.nlmsg_seq = 1;
+  message.body = request;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(netlink, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+    return errno;
+
+  // Large enough for any dump batch the kernel builds (it fills up to 32 KiB).
+  std::vector<char> buffer(64 * 1024);
+  while (true) {
+    ssize_t received = ::recv(netlink, buffer.data(), buffer.size(), 0);
+    if (received < 0 && errno == EINTR) continue;
+    if (received < 0) return errno;
+    if (received == 0) return 0;
+    int left = static_cast<int>(received);
+    for (auto* header = reinterpret_cast<const nlmsghdr*>(buffer.data()); NLMSG_OK(header, left);
+         header = NLMSG_NEXT(header, left)) {
+      if (header->nlmsg_type == NLMSG_DONE) {
+        // A dump that failed half-way says so in NLMSG_DONE's payload.
+        int status = header->nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? payload_as<int>(NLMSG_DATA(header), sizeof(int)) : 0;
+        return status < 0 ? -status : 0;
+      }
+      if (header->nlmsg_type == NLMSG_ERROR) {
+        auto error = payload_as<nlmsgerr>(NLMSG_DATA(header), header->nlmsg_len - NLMSG_HDRLEN);
+        return -error.error;
+      }
+      if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY || header->nlmsg_len < NLMSG_LENGTH(sizeof(Reply))) continue;
+      on_reply(header, payload_as<Reply>(NLMSG_DATA(header), sizeof(Reply)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Families
+
+int query_unix(int netlink, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  unix_diag_req request{};
+  request.sdiag_family = AF_UNIX;
+  request.udiag_states = ~0u;
+  request.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_MEMINFO;
+  return dump<unix_diag_msg>(netlink, request, [&](const nlmsghdr* message, const unix_diag_msg& reply) {
+    QueueAccounting socket(SocketId{reply.udiag_ino, netns, "unix", unix_protocol(reply.udiag_type)});
+    socket.listening = reply.udiag_state == kTcpListen;
+    for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+      if (type == UNIX_DIAG_PEER) socket.peer_inode = payload_as<std::uint32_t>(payload, length);
+      if (type == UNIX_DIAG_RQLEN) socket.unix_rqueue = payload_as<unix_diag_rqlen>(payload, length).udiag_rqueue;
+      if (type == UNIX_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+    });
+    // queued_bytes and queued_skbs need every sender: attribute_unix_queues.
+    out.push_back(std::move(socket));
+  });
+}
+
+int query_inet(int netlink, std::uint8_t family, std::uint8_t protocol, std::uint64_t netns,
+               std::vector<QueueAccounting>& out) {
+  inet_diag_req_v2 request{};
+  request.sdiag_family = family;
+  request.sdiag_protocol = protocol;
+  request.idiag_ext = 1 << (INET_DIAG_SKMEMINFO - 1);
+  request.idiag_states = ~0u;
+  return dump<inet_diag_msg>(netlink, request, [&](const nlmsghdr* message, const inet_diag_msg& reply) {
+    if (reply.idiag_inode == 0) return;  // TIME_WAIT and request sockets hold no queue
+    QueueAccounting socket(SocketId{reply.idiag_inode, netns, family == AF_INET ? "inet" : "inet6",
+                            protocol == IPPROTO_UDP ? "udp" : "tcp"});
+    for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+      if (type == INET_DIAG_SKMEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+    });
+    socket.queued_bytes = socket.rmem_alloc_bytes;
+    out.push_back(std::move(socket));
+  });
+}
+
+int query_packet(int netlink, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  packet_diag_req request{};
+  request.sdiag_family = AF_PACKET;
+  request.pdiag_show = PACKET_SHOW_MEMINFO;
+  return dump<packet_diag_msg>(netlink, request, [&](const nlmsghdr* message, const packet_diag_msg& reply) {
+    QueueAccounting socket(SocketId{reply.pdiag_ino, netns, "packet", packet_protocol(reply.pdiag_type)});
+    for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+      if (type == PACKET_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+    });
+    socket.queued_bytes = socket.rmem_alloc_bytes;
+    out.push_back(std::move(socket));
+  });
+}
+
+// Every family in the namespace the calling thread is in. A family the kernel
+// lacks (diag module not built) or refuses is skipped with a warning.
+void query_families(std::uint64_t netns, std::vector<QueueAccounting>& out, Warnings& warnings) {
+  Fd netlink(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!netlink) {
+    warnings.add(fmt::format("sock_diag netlink socket: {}", std::strerror(errno)));
+    return;
+  }
+  // A kernel that never answers must not hang the scan.
+  timeval timeout{5, 0};
+  ::setsockopt(netlink.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+
+  const int fd = netlink.get();
+  const std::pair<const char*, int> results[] = {
+      {"unix", query_unix(fd, netns, out)},
+      {"udp", query_inet(fd, AF_INET, IPPROTO_UDP, netns, out)},
+      {"udp6", query_inet(fd, AF_INET6, IPPROTO_UDP, netns, out)},
+      {"tcp", query_inet(fd, AF_INET, IPPROTO_TCP, netns, out)},
+      {"tcp6", query_inet(fd, AF_INET6, IPPROTO_TCP, netns, out)},
+      {"packet", query_packet(fd, netns, out)},
+  };
+  for (const auto& [family, error] : results)
+    if (error != 0) warnings.add(fmt::format("sock_diag {}: {}; its queue accounting is skipped", family, std::strerror(error)));
+}
+
+std::uint64_t inode_of(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+// The first entry point that still leads into `ns` (a PID may have been reused
+// by a process elsewhere since the /proc scan).
+Fd open_netns(const NetnsHandle& ns) {
+  for (const auto& path : ns.ns_paths) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd && inode_of(fd.get()) == ns.inode) return fd;
+  }
+  return {};
+}
+
+// Runs on its own thread: setns() then moves only this thread.
+void query_namespaces(const std::vector<NetnsHandle>& namespaces, std::vector<QueueAccounting>& out,
+                      Warnings& warnings) {
+  std::uint64_t current = 0;
+  if (Fd self(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)); self) current = inode_of(self.get());
+
+  for (const auto& ns : namespaces) {
+    if (ns.inode != current) {
+      Fd target = open_netns(ns);
+      if (!target) {
+        warnings.add("a network namespace could not be opened (its processes exited, or not root)");
+        continue;
+      }
+      if (::setns(target.get(), CLONE_NEWNET) != 0) {
+        warnings.add(fmt::format("cannot enter other network namespaces: {} (needs CAP_SYS_ADMIN); "
+                                 "their queue accounting is skipped",
+                                 std::strerror(errno)));
+        continue;
+      }
+      current = ns.inode;
+    }
+    query_families(ns.inode, out, warnings);
+  }
+}
+
+// The truesize the kernel charges for one unix datagram of `length` bytes,
+// measured by sending one over a private socketpair; cached per length.
+std::uint64_t measured_datagram_truesize(std::uint64_t length) {
+  static std::mutex mutex;
+  static std::map<std::uint64_t, std::uint64_t> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = cache.find(length); it != cache.end()) return it->second;
+
+  std::uint64_t truesize = 0;
+  int pair[2];
+  constexpr std::uint64_t kLargestDatagram = 1 << 20;  // beyond any default sndbuf
+  if (length <= kLargestDatagram && ::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) == 0) {
+    Fd sender(pair[0]), receiver(pair[1]);
+    std::vector<char> datagram(length);
+    if (::send(sender.get(), datagram.data(), length, MSG_DONTWAIT) == static_cast<ssize_t>(length)) {
+      std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
+      socklen_t size = sizeof meminfo;
+      if (::getsockopt(sender.get(), SOL_SOCKET, SO_MEMINFO, meminfo.data(), &size) == 0)
+        truesize = meminfo[SK_MEMINFO_WMEM_ALLOC];
+    }
+  }
+  cache.emplace(length, truesize);
+  return truesize;
+}
+
+}  // namespace
+
+void attribute_unix_queues(std::vector<QueueAccounting>& sockets,
+                           const std::function<std::uint64_t(std::uint64_t len)>& datagram_truesize) {
+  // A queued unix skb is charged to the socket that sent it, and a connected
+  // sender sends only to its peer: what a socket's senders hold is its queue.
+  std::unordered_map<std::uint64_t, std::uint64_t> held_for;  // receiver inode -> bytes
+  for (const auto& s : sockets)
+    if (s.family == "unix" && s.peer_inode != 0) held_for[s.peer_inode] += s.wmem_alloc_bytes;
+
+  for (auto& s : sockets) {
+    if (s.family != "unix") continue;
+    auto held = held_for.find(s.inode);
+    s.queued_bytes = held == held_for.end() ? 0 : held->second;
+    s.queued_skbs.reset();
+    s.queued_skbs_estimated = false;
+    if (s.listening) {
+      s.queued_skbs = s.unix_rqueue;  // one skb per connection waiting for accept()
+    } else if (s.protocol == "unix-dgram") {
+      // unix_rqueue is the length of the first queued datagram (0: none, or an
+      // empty one). Bytes without senders we can see leave the count unknown.
+      if (s.queued_bytes == 0 && s.unix_rqueue == 0) {
+        s.queued_skbs = 0;
+      } else if (std::uint64_t one = s.queued_bytes ? datagram_truesize(s.unix_rqueue) : 0; one > 0) {
+        s.queued_skbs = (s.queued_bytes + one / 2) / one;  // rounded: mixed sizes are an estimate anyway
+        s.queued_skbs_estimated = true;
+      }
+    }
+  }
+}
+
+AccountingScan query_queue_accounting(const std::vector<NetnsHandle>& namespaces) {
+  AccountingScan scan;
+  Warnings warnings;
+  try {
+    // setns() moves only the calling thread: a thread of our own keeps the
+    // rest of the process, and the caller's later sockets, where they are.
+    std::thread worker([&]() noexcept {
+      try {
+        query_namespaces(namespaces, scan.sockets, warnings);
+      } catch (const std::exception& e) {
+        warnings.add(fmt::format("sock_diag scan stopped: {}", e.what()));
+      }
+    });
+    worker.join();
+    attribute_unix_queues(scan.sockets, measured_datagram_truesize);
+  } catch (const std::exception& e) {
+    warnings.add(fmt::format("sock_diag scan not run: {}", e.what()));
+  }
+  scan.warnings = warnings.lines();
+  return scan;
+}
+
+}  // namespace slabtrace::sockets

@@ -1,0 +1,164 @@
+// slabtrace.report/v1 and slabtrace.stream/v1, per shared/output-contract.md.
+#include <ctime>
+
+#include "slabtrace/output.hpp"
+
+namespace slabtrace::output {
+
+using nlohmann::json;
+
+namespace {
+
+json nullable(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+
+const char* end_reason_name(std::size_t i) {
+  switch (i) {
+    case ST_END_FREE: return "free";
+    case ST_END_SKB_EVENT: return "skb_event";
+    case ST_END_REUSED: return "address_reused";
+    case ST_END_SKB_DATA: return "skb_data_freed";
+  }
+  return "other";
+}
+
+json cache_json(const model::CacheReport& c) {
+  json j = {{"name", c.name},
+            {"slabinfo_name", c.slabinfo_name},
+            {"aliases", c.aliases},
+            {"object_size", c.object_size},
+            {"allocs", c.allocs},
+            {"frees", c.frees},
+            {"outstanding", c.outstanding},
+            {"outstanding_bytes", c.outstanding_bytes}};
+  json ended = json::object();
+  for (std::size_t i = 0; i < c.ended_by.size(); ++i) ended[end_reason_name(i)] = c.ended_by[i];
+  j["ended_by"] = ended;
+  if (c.slabinfo)
+    j["slabinfo"] = {{"active_start", c.slabinfo->active_start},
+                     {"active_end", c.slabinfo->active_end},
+                     {"delta", c.slabinfo->delta}};
+  else
+    j["slabinfo"] = nullptr;
+  return j;
+}
+
+json stack_json(const model::StackReport& s) {
+  return {{"cache", s.cache},
+          {"cgroup_id", s.cgroup_id},
+          {"cgroup_path", s.cgroup_path},
+          {"stack_id", s.stack_id},
+          {"outstanding", s.outstanding},
+          {"outstanding_bytes", s.outstanding_bytes},
+          {"oldest_age_s", s.oldest_age_s},
+          {"frames", s.frames},
+          {"frames_with_offsets", s.frames_with_offsets}};
+}
+
+json holder_json(const model::SkbHolder& h) {
+  return {{"pid", h.pid ? json(*h.pid) : json(nullptr)},
+          {"comm", h.comm},
+          {"cgroup_id", h.cgroup_id},
+          {"cgroup_path", h.cgroup_path},
+          {"netns", h.netns},
+          {"socket_inode", h.socket_inode},
+          {"family", h.family},
+          {"protocol", h.protocol},
+          {"socket_cgroup_id", h.socket_cgroup_id},
+          {"queued_skbs", h.queued_skbs},
+          {"queued_bytes", h.queued_bytes},
+          {"kernel_queued_skbs", h.kernel_queued_skbs ? json(*h.kernel_queued_skbs) : json(nullptr)},
+          {"kernel_queued_bytes", h.kernel_queued_bytes ? json(*h.kernel_queued_bytes) : json(nullptr)}};
+}
+
+}  // namespace
+
+json report_json(const model::Report& r) {
+  json caches = json::array(), cgroups = json::array(), stacks = json::array();
+  for (const auto& c : r.caches) caches.push_back(cache_json(c));
+  for (const auto& g : r.cgroups)
+    cgroups.push_back({{"id", g.id},
+                       {"path", g.path},
+                       {"container_id", nullable(g.container.container_id)},
+                       {"pod_uid", nullable(g.container.pod_uid)},
+                       {"runtime", g.container.runtime},
+                       {"outstanding", g.outstanding},
+                       {"outstanding_bytes", g.outstanding_bytes},
+                       {"by_cache", g.by_cache}});
+  for (const auto& s : r.stacks) stacks.push_back(stack_json(s));
+
+  json holders = json::array(), allocators = json::array(), drops = json::object();
+  for (const auto& h : r.skb.holders) holders.push_back(holder_json(h));
+  for (const auto& a : r.skb.allocators)
+    allocators.push_back({{"cgroup_id", a.cgroup_id}, {"cgroup_path", a.cgroup_path}, {"via", a.via}, {"heads", a.heads}});
+  for (const auto& [reason, n] : r.skb.drops) drops[reason] = n;
+
+  json costs = json::array();
+  for (const auto& c : r.costs) costs.push_back({{"program", c.name}, {"events", c.events}, {"ns_per_event", c.ns_per_event}});
+
+  return {{"schema", kReportSchema},
+          {"kernel", r.kernel},
+          {"duration_s", r.duration_s},
+          {"sample_rate", r.sample_rate},
+          {"attach_mode", r.attach_mode},
+          {"verdicts", r.verdicts},
+          {"notes", r.notes},
+          {"caches", caches},
+          {"cgroups", cgroups},
+          {"stacks", stacks},
+          {"skb",
+           {{"outstanding_heads", r.skb.outstanding_heads},
+            {"outstanding_data", r.skb.outstanding_data},
+            {"outstanding_bytes", r.skb.outstanding_bytes},
+            {"holders", holders},
+            {"allocators", allocators},
+            {"drops", drops}}},
+          {"lost",
+           {{"map_full", r.lost.map_full},
+            {"stack_errors", r.lost.stack_errors},
+            {"missed_frees", r.lost.missed_frees},
+            {"buckets_full", r.lost.buckets_full},
+            {"busy", r.lost.busy},
+            {"link_full", r.lost.link_full},
+            {"hold_full", r.lost.hold_full}}},
+          {"live_objects", r.live_objects},
+          {"live_capacity", r.live_capacity},
+          {"cost", costs}};
+}
+
+json stacks_json(const model::Report& r) {
+  json stacks = json::array();
+  for (const auto& s : r.stacks) stacks.push_back(stack_json(s));
+  return {{"schema", kReportSchema}, {"duration_s", r.duration_s}, {"sample_rate", r.sample_rate}, {"stacks", stacks}};
+}
+
+json stream_line(const model::GroupRate& g, const StreamContext& ctx) {
+  json by_cache = json::object();
+  for (const auto& [cache, rate] : g.by_cache)
+    by_cache[cache] = {{"outstanding", rate.outstanding},
+                       {"outstanding_bytes", rate.outstanding_bytes},
+                       {"growth_per_s", rate.growth_per_s},
+                       {"allocs_per_s", rate.allocs_per_s}};
+  return {{"schema", kStreamSchema},
+          {"ts", ctx.timestamp},
+          {"interval_s", ctx.interval_s},
+          {"cgroup_id", g.cgroup_id},
+          {"path", ctx.path},
+          {"container_id", nullable(ctx.container.container_id)},
+          {"pod_uid", nullable(ctx.container.pod_uid)},
+          {"outstanding", g.total.outstanding},
+          {"outstanding_bytes", g.total.outstanding_bytes},
+          {"growth_per_s", g.total.growth_per_s},
+          {"allocs_per_s", g.total.allocs_per_s},
+          {"by_cache", by_cache}};
+}
+
+std::string utc_timestamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace slabtrace::output

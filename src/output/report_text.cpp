@@ -1,0 +1,119 @@
+// The report for a person: verdicts first, then the tables that back them.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "slabtrace/human.hpp"
+#include "slabtrace/output.hpp"
+
+namespace slabtrace::output {
+
+namespace {
+
+std::string slabinfo_cell(const model::CacheReport& c) {
+  if (!c.slabinfo) return "-";
+  return fmt::format("{} -> {} ({:+})", group_thousands(c.slabinfo->active_start),
+                     group_thousands(c.slabinfo->active_end), c.slabinfo->delta);
+}
+
+std::string truncate(const std::string& s, std::size_t width) {
+  if (s.size() <= width) return s;
+  return "…" + s.substr(s.size() - (width - 1));
+}
+
+void write_stack(const model::StackReport& s, std::ostream& out, std::size_t max_frames) {
+  out << fmt::format("  {} objects, {}, {} — cgroup {}, oldest {:.1f}s\n", group_thousands(s.outstanding),
+                     human_bytes(s.outstanding_bytes), s.cache, s.cgroup_path, s.oldest_age_s);
+  if (s.frames.empty()) out << "      (no stack captured)\n";
+  for (std::size_t i = 0; i < s.frames_with_offsets.size() && i < max_frames; ++i)
+    out << "      " << s.frames_with_offsets[i] << "\n";
+  if (s.frames_with_offsets.size() > max_frames)
+    out << fmt::format("      … {} more frames\n", s.frames_with_offsets.size() - max_frames);
+}
+
+}  // namespace
+
+void write_report_text(const model::Report& r, std::ostream& out) {
+  out << fmt::format("slabtrace: {:.1f}s on Linux {} ({}, sample 1/{})\n\n", r.duration_s, r.kernel, r.attach_mode,
+                     r.sample_rate);
+  for (const auto& v : r.verdicts) out << "  * " << v << "\n";
+  for (const auto& n : r.notes) out << "  ! " << n << "\n";
+  out << "\n";
+
+  out << "Caches (outstanding = allocated while tracing and still live)\n";
+  out << fmt::format("  {:<26} {:>12} {:>10} {:>12} {:>12}  {}\n", "cache", "outstanding", "bytes", "allocs", "frees",
+                     "/proc/slabinfo active");
+  for (const auto& c : r.caches) {
+    std::string name = c.name == c.slabinfo_name ? c.name : c.name + " (" + c.slabinfo_name + ")";
+    out << fmt::format("  {:<26} {:>12} {:>10} {:>12} {:>12}  {}\n", truncate(name, 26), group_thousands(c.outstanding),
+                       human_bytes(c.outstanding_bytes), group_thousands(c.allocs), group_thousands(c.frees),
+                       slabinfo_cell(c));
+  }
+  if (r.caches.empty()) out << "  (nothing outstanding)\n";
+
+  out << "\nCgroups\n";
+  for (const auto& g : r.cgroups) {
+    out << fmt::format("  {:>12} {:>10}  {}", group_thousands(g.outstanding), human_bytes(g.outstanding_bytes), g.path);
+    if (g.container.container_id) out << fmt::format("  [{} {}]", g.container.runtime, g.container.container_id->substr(0, 12));
+    out << "\n";
+    std::vector<std::pair<std::string, std::uint64_t>> by(g.by_cache.begin(), g.by_cache.end());
+    std::sort(by.begin(), by.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    for (std::size_t i = 0; i < by.size() && i < 4; ++i)
+      out << fmt::format("  {:>12}             {}\n", group_thousands(by[i].second), by[i].first);
+  }
+  if (r.cgroups.empty()) out << "  (none)\n";
+
+  if (r.skb.outstanding_heads || !r.skb.holders.empty() || !r.skb.drops.empty()) {
+    out << "\nsk_buffs\n";
+    out << fmt::format("  outstanding heads {}, data buffers {}, {} in all\n", group_thousands(r.skb.outstanding_heads),
+                       group_thousands(r.skb.outstanding_data), human_bytes(r.skb.outstanding_bytes));
+    for (const auto& a : r.skb.allocators)
+      out << fmt::format("  allocated: {:>10} by {} via {}\n", group_thousands(a.heads), a.cgroup_path, a.via);
+    for (const auto& h : r.skb.holders) {
+      out << fmt::format("  held:      {:>10} ({}) in {} socket inode {}", group_thousands(h.queued_skbs),
+                         human_bytes(h.queued_bytes), h.protocol, h.socket_inode);
+      if (h.pid) out << fmt::format(" of pid {} ({}) in {}", *h.pid, h.comm, h.cgroup_path);
+      out << fmt::format(", netns {}", h.netns);
+      if (h.kernel_queued_bytes) out << fmt::format("; kernel says {} queued", human_bytes(*h.kernel_queued_bytes));
+      out << "\n";
+    }
+    if (!r.skb.drops.empty()) {
+      out << "  drops:";
+      for (std::size_t i = 0; i < r.skb.drops.size() && i < 5; ++i)
+        out << fmt::format(" {} {}", r.skb.drops[i].first, group_thousands(r.skb.drops[i].second));
+      out << "\n";
+    }
+  }
+
+  out << "\nTop stacks by outstanding bytes\n";
+  for (const auto& s : r.stacks) write_stack(s, out, 16);
+  if (r.stacks.empty()) out << "  (none)\n";
+
+  out << fmt::format("\nHealth: {} live objects tracked of {} capacity; lost: map full {}, stack errors {}, missed frees detected {}\n",
+                     group_thousands(r.live_objects), group_thousands(r.live_capacity), group_thousands(r.lost.map_full),
+                     group_thousands(r.lost.stack_errors), group_thousands(r.lost.missed_frees));
+}
+
+void write_stacks_text(const model::Report& r, std::ostream& out) {
+  out << fmt::format("Top {} leaking stacks over {:.1f}s (sample 1/{})\n\n", r.stacks.size(), r.duration_s, r.sample_rate);
+  for (const auto& s : r.stacks) {
+    write_stack(s, out, 64);
+    out << "\n";
+  }
+  if (r.stacks.empty()) out << "  (nothing outstanding)\n";
+}
+
+void write_stacks_folded(const model::Report& r, std::ostream& out) {
+  for (const auto& s : r.stacks) {
+    // Folded format is root first; semicolons inside names would split frames.
+    std::string line = "cgroup " + s.cgroup_path + ";" + s.cache;
+    for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) {
+      std::string f = *it;
+      std::replace(f.begin(), f.end(), ';', ':');
+      line += ";" + f;
+    }
+    out << line << " " << s.outstanding_bytes << "\n";
+  }
+}
+
+}  // namespace slabtrace::output

@@ -1,0 +1,208 @@
+/* Workloads for slabtrace's root tests and benchmarks: real sockets producing
+ * real sk_buff leaks or churn. Every mode can first move itself into a cgroup
+ * (--cgroup DIR writes its own pid to DIR/cgroup.procs), so a test only ever
+ * moves processes it started.
+ *
+ *   st_workload udp-hold   [--cgroup D]            bind 127.0.0.1:0, never read; prints "ready PORT"
+ *   st_workload udp-send   [--cgroup D] --port P --count N [--size B]
+ *   st_workload udp-churn  [--cgroup D] --seconds S [--size B]   send and read at once
+ *   st_workload unix-leak  [--cgroup D] --count N [--size B]     socketpair, never read
+ *   st_workload packet-hold [--cgroup D]           AF_PACKET on lo, never read
+ *   st_workload udp-read   [--cgroup D]            bind, read everything; prints "ready PORT"
+ *
+ * Holding modes print "ready ..." then wait until stdin closes or SIGTERM. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *opt(int argc, char **argv, const char *name, const char *def)
+{
+  for (int i = 2; i + 1 < argc; i++)
+    if (strcmp(argv[i], name) == 0)
+      return argv[i + 1];
+  return def;
+}
+
+static void die(const char *what)
+{
+  fprintf(stderr, "st_workload: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static void join_cgroup(const char *dir)
+{
+  if (!dir)
+    return;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    die(path);
+  fprintf(f, "%d\n", getpid());
+  if (fclose(f) != 0)
+    die(path);
+}
+
+/* Keep the queue's owner alive until the test is done with it. */
+static void hold(void)
+{
+  struct pollfd p = {.fd = 0, .events = POLLIN};
+  char buf[64];
+  for (;;) {
+    int n = poll(&p, 1, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (read(0, buf, sizeof buf) <= 0)
+      return;
+  }
+}
+
+static void big_rcvbuf(int fd)
+{
+  int size = 1 << 30;
+  /* SO_RCVBUFFORCE ignores rmem_max: the queue must not drop what we leak. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+}
+
+static int udp_bound(void)
+{
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0)
+    die("socket");
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    die("bind");
+  return fd;
+}
+
+static int port_of(int fd)
+{
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  return ntohs(a.sin_port);
+}
+
+static void send_udp(int port, long count, int size)
+{
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    die("connect");
+  char *buf = calloc(1, size);
+  for (long i = 0; i < count; i++)
+    if (send(fd, buf, size, 0) < 0 && errno != ECONNREFUSED)
+      die("send");
+  free(buf);
+  close(fd);
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    fprintf(stderr, "usage: st_workload MODE [options] (see the source)\n");
+    return 2;
+  }
+  const char *mode = argv[1];
+  join_cgroup(opt(argc, argv, "--cgroup", NULL));
+  int size = atoi(opt(argc, argv, "--size", "200"));
+  long count = atol(opt(argc, argv, "--count", "10000"));
+  setvbuf(stdout, NULL, _IONBF, 0);
+  signal(SIGTERM, SIG_DFL);
+
+  if (strcmp(mode, "udp-hold") == 0) {
+    int fd = udp_bound();
+    big_rcvbuf(fd);
+    printf("ready %d\n", port_of(fd));
+    hold();
+  } else if (strcmp(mode, "udp-send") == 0) {
+    send_udp(atoi(opt(argc, argv, "--port", "0")), count, size);
+    printf("sent %ld\n", count);
+  } else if (strcmp(mode, "udp-churn") == 0) {
+    double seconds = atof(opt(argc, argv, "--seconds", "1"));
+    int rx = udp_bound();
+    int tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port_of(rx)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(tx, (struct sockaddr *)&a, sizeof a) != 0)
+      die("connect");
+    char *buf = calloc(1, size > 0 ? size : 1);
+    long n = 0;
+    double end = now_s() + seconds;
+    while (now_s() < end) {
+      for (int i = 0; i < 256; i++, n++) {
+        if (send(tx, buf, size, 0) < 0)
+          die("send");
+        if (recv(rx, buf, size, 0) < 0)
+          die("recv");
+      }
+    }
+    printf("messages %ld\n", n);
+  } else if (strcmp(mode, "unix-leak") == 0) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+      die("socketpair");
+    big_rcvbuf(sv[1]);
+    int sndbuf = 1 << 30;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+    char *buf = calloc(1, size);
+    long sent = 0;
+    for (; sent < count; sent++)
+      if (send(sv[0], buf, size, MSG_DONTWAIT) < 0)
+        break; /* the receiver's queue limit (max_dgram_qlen) */
+    printf("ready %ld\n", sent);
+    hold();
+  } else if (strcmp(mode, "packet-hold") == 0) {
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (fd < 0)
+      die("socket(AF_PACKET)");
+    big_rcvbuf(fd);
+    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                             .sll_ifindex = (int)if_nametoindex("lo")};
+    if (bind(fd, (struct sockaddr *)&ll, sizeof ll) != 0)
+      die("bind(lo)");
+    printf("ready 0\n");
+    hold();
+  } else if (strcmp(mode, "udp-read") == 0) {
+    int fd = udp_bound();
+    printf("ready %d\n", port_of(fd));
+    char buf[65536];
+    struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    for (;;) {
+      if (poll(p, 2, -1) < 0 && errno != EINTR)
+        die("poll");
+      if (p[1].revents & POLLIN)
+        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+        }
+      if (p[0].revents & (POLLIN | POLLHUP)) {
+        if (read(0, buf, sizeof buf) <= 0)
+          break;
+      }
+    }
+  } else {
+    fprintf(stderr, "st_workload: unknown mode %s\n", mode);
+    return 2;
+  }
+  return 0;
+}
