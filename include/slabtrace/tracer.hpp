@@ -17,6 +17,10 @@ struct bpf_link;
 
 namespace slabtrace::bpf {
 
+// Throws UserError unless we may load BPF programs: check it before anything
+// else, so a user without root hears that first.
+void require_privileges();
+
 enum class AttachMode { Auto, TpBtf, Tracepoint };
 std::string to_string(AttachMode mode);
 AttachMode parse_attach_mode(const std::string& text);  // throws UserError

@@ -109,12 +109,12 @@ bool is_required(const ProgramTarget& t) {
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
-void check_privileges() {
+}  // namespace
+
+void require_privileges() {
   if (geteuid() != 0)
     throw UserError("slabtrace needs root to load BPF programs (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN); run it with sudo");
 }
-
-}  // namespace
 
 std::string to_string(AttachMode mode) {
   switch (mode) {
@@ -137,7 +137,7 @@ void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bp
 Tracer::Tracer(const TracerOptions& options) {
   g_verbose = options.verbose;
   libbpf_set_print(libbpf_print);
-  check_privileges();
+  require_privileges();
   bool have_btf = path_exists("/sys/kernel/btf/vmlinux");
   if (!have_btf && options.btf_path.empty())
     throw UserError("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); pass --btf PATH to a BTF file for this kernel");

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("slabtrace");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("slabtrace: %^%l%$: %v");
-  spdlog::set_level(spdlog::level::warn);
+  spdlog::set_level(spdlog::level::info);
 
   CLI::App app{"slabtrace: who is eating the kernel's slab memory — by cache, cgroup, kernel stack and socket"};
   app.require_subcommand(1);

@@ -1,5 +1,6 @@
 // stream and top: read the per-bucket counters every interval and show rates.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@ namespace slabtrace::commands {
 int stream(const StreamOptions& o) {
   Session session(session_options(o.common));
   install_stop_handlers();
+  spdlog::info("tracing ({}); a line per active cgroup every {}s", bpf::to_string(session.tracer().attach_mode()), o.interval_s);
   std::optional<model::Snapshot> previous;
   double waited = 0;
   while (wait_for(o.interval_s)) {

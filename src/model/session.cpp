@@ -113,6 +113,7 @@ std::string socket_protocol_name(std::uint16_t family, std::uint16_t type, std::
 }
 
 Session::Session(SessionOptions options) : options_(std::move(options)) {
+  bpf::require_privileges();
   symbols_ = symbols::KernelSymbols::load();
   if (auto mount = discover_cgroup2_mount()) {
     cgroups_.emplace(*mount);

@@ -1,0 +1,112 @@
+#pragma once
+// Prometheus text exposition (format 0.0.4) of what slabtrace measures: pure,
+// from figures already gathered to the text a scrape returns. `slabtrace serve`
+// fills a Metrics every interval; tests build one by hand.
+//
+// Cardinality stays bounded whatever the node runs: only the top N cgroups by
+// outstanding bytes (and the top N sk_buff holders by queued bytes) get series
+// of their own; the rest are summed under cgroup="other" (socket_inode="other").
+// A cgroup that moves into or out of the top N makes the "other" counters step
+// down once, which rate() reads as a counter reset.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "slabtrace/nodemem.hpp"
+
+namespace slabtrace::prometheus {
+
+inline constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr const char* kOther = "other";
+
+// Who a series is about. Empty fields are left out of the label set.
+struct CgroupLabels {
+  std::string cgroup;  // path relative to the cgroup2 mount, as in every slabtrace output
+  std::string container_id;
+  std::string pod_uid;
+  std::string pod_namespace;  // label "namespace"
+  std::string pod;
+  std::string container;
+};
+
+// One cache within one cgroup, scaled to whole-population estimates.
+struct CacheFigures {
+  std::uint64_t outstanding_objects = 0;  // allocated since start, still live
+  std::uint64_t outstanding_bytes = 0;
+  double growth_objects_per_s = 0;        // over the last interval
+  std::uint64_t allocations = 0;          // since slabtrace started
+  std::uint64_t frees = 0;                // of objects allocated since start
+};
+
+struct CgroupFigures {
+  CgroupLabels labels;
+  std::map<std::string, CacheFigures> by_cache;
+
+  std::uint64_t outstanding_bytes() const;
+};
+
+// A socket whose receive queue holds sk_buffs slabtrace saw queued.
+struct SkbHolderFigures {
+  std::uint64_t socket_inode = 0;
+  std::uint64_t netns = 0;
+  std::string protocol;           // "udp", "unix-dgram", "packet-raw", ...
+  std::optional<std::uint32_t> pid;  // first process holding it; none if no process does
+  std::string comm;
+  CgroupLabels owner;             // the socket's cgroup, and its pod if it has one
+  std::uint64_t queued_objects = 0;
+  std::uint64_t queued_bytes = 0;  // truesize
+};
+
+struct ProgramRuns {
+  std::string program;  // BPF program name, "st_btf_kmem_cache_alloc"
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
+};
+
+// slabtrace's own health: how far to trust the figures, and what it costs.
+struct Health {
+  std::string version;
+  std::string kernel;
+  std::string attach_mode;
+  std::uint64_t sample_rate = 1;
+  std::map<std::string, std::uint64_t> lost;  // reason -> events ("map_full", ...)
+  std::uint64_t live_map_entries = 0;
+  std::uint64_t live_map_capacity = 0;
+  std::vector<ProgramRuns> programs;
+  double refresh_seconds = 0;        // how long gathering these figures took
+  double refreshed_unix_seconds = 0;  // when it finished
+};
+
+struct Metrics {
+  std::vector<CgroupFigures> cgroups;
+  std::vector<SkbHolderFigures> skb_holders;
+  Health health;
+  node::Meminfo node_memory;  // /proc/meminfo; only the fields in node_memory_fields() are exported
+};
+
+struct Limits {
+  std::size_t top_cgroups = 20;
+  std::size_t top_skb_holders = 20;
+};
+
+// The /proc/meminfo fields exported as slabtrace_node_memory_bytes{field=...}.
+const std::vector<std::string_view>& node_memory_fields();
+
+// The top `n` cgroups by outstanding bytes, then one cgroup="other" summing the
+// rest (absent when nothing is left over).
+std::vector<CgroupFigures> keep_top_cgroups(std::vector<CgroupFigures> cgroups, std::size_t n);
+// The same for sk_buff holders, by queued bytes.
+std::vector<SkbHolderFigures> keep_top_holders(std::vector<SkbHolderFigures> holders, std::size_t n);
+
+// The whole exposition: HELP and TYPE for every family, families contiguous.
+std::string render(const Metrics& metrics, const Limits& limits = {});
+
+// Label values escape backslash, double quote and newline; HELP text escapes
+// backslash and newline.
+std::string escape_label_value(std::string_view value);
+std::string escape_help(std::string_view text);
+
+}  // namespace slabtrace::prometheus

@@ -1,0 +1,214 @@
+// slabtrace against real kernel activity: a UDP leak across two cgroups.
+#include <sys/stat.h>
+
+#include "root_helpers.hpp"
+
+using namespace roottest;
+using nlohmann::json;
+
+namespace {
+
+std::uint64_t cache_outstanding(const json& cgroup, const std::string& cache) {
+  const auto& by = cgroup["by_cache"];
+  return by.contains(cache) ? by[cache].get<std::uint64_t>() : 0;
+}
+
+bool stack_has(const json& stack, const std::string& frame) {
+  for (const auto& f : stack["frames"])
+    if (f.get<std::string>() == frame) return true;
+  return false;
+}
+
+// Ids of the BPF programs a process holds open (fdinfo of its BPF fds).
+std::vector<std::uint64_t> programs_of(pid_t pid) {
+  std::vector<std::uint64_t> ids;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("prog_id:", 0) == 0) ids.push_back(std::stoull(line.substr(8)));
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+bool program_loaded(std::uint64_t id) {
+  Child bpftool({"/usr/sbin/bpftool", "prog", "show", "id", std::to_string(id), "--json"});
+  return bpftool.finish() == 0;
+}
+
+}  // namespace
+
+TEST_CASE("record attributes a UDP sk_buff leak to the sender's cgroup and the holder's socket", "[root][record]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
+  udp_send(sender_cg, holder.port, 20000);
+  json report = finish_json(*tracer);
+  holder.exit();
+
+  const json* sender = find_by(report["cgroups"], "path", sender_cg.path());
+  REQUIRE(sender);
+  CHECK(cache_outstanding(*sender, "skbuff_head_cache") >= 19000);
+  CHECK(cache_outstanding(*sender, "kmalloc-1k") >= 19000);
+
+  bool udp_stack = false;
+  for (const auto& s : report["stacks"])
+    if (s["cgroup_path"] == sender_cg.path() && s["cache"] == "skbuff_head_cache" && stack_has(s, "udp_sendmsg"))
+      udp_stack = s["outstanding"].get<std::uint64_t>() >= 19000;
+  CHECK(udp_stack);
+
+  // The holder: the process that owns the unread socket, in its own cgroup.
+  REQUIRE(!report["skb"]["holders"].empty());
+  const json& h = report["skb"]["holders"][0];
+  CHECK(h["pid"] == holder.child->pid());
+  CHECK(h["comm"] == "st_workload");
+  CHECK(h["cgroup_path"] == holder_cg.path());
+  CHECK(h["protocol"] == "udp");
+  CHECK(h["queued_skbs"].get<std::uint64_t>() >= 19000);
+  CHECK(report["verdicts"][0].get<std::string>().find("sk_buff leak") != std::string::npos);
+}
+
+TEST_CASE("objects leave the live set when the holder exits", "[root][record]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
+  {
+    UdpHolder holder(holder_cg);
+    udp_send(sender_cg, holder.port, 20000);
+    holder.exit();  // closing the socket purges its queue
+  }
+  json report = finish_json(*tracer);
+  const json* sender = find_by(report["cgroups"], "path", sender_cg.path());
+  std::uint64_t left = sender ? cache_outstanding(*sender, "skbuff_head_cache") : 0;
+  CHECK(left <= 200);
+  CHECK(report["skb"]["holders"].empty());
+}
+
+TEST_CASE("JSON report carries every contract field", "[root][record][contract]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"record", "--duration", "3", "--format", "json"});
+  udp_send(sender_cg, holder.port, 3000);
+  json r = finish_json(*tracer);
+  holder.exit();
+
+  CHECK(r["schema"] == "slabtrace.report/v1");
+  for (const char* key : {"kernel", "duration_s", "sample_rate", "attach_mode", "caches", "cgroups", "stacks", "skb", "lost"})
+    CHECK(r.contains(key));
+  CHECK(r["attach_mode"] == "tp_btf");
+  REQUIRE(!r["caches"].empty());
+  for (const char* key : {"name", "slabinfo_name", "object_size", "allocs", "frees", "outstanding", "outstanding_bytes", "slabinfo"})
+    CHECK(r["caches"][0].contains(key));
+  const json* head = find_by(r["caches"], "name", "skbuff_head_cache");
+  REQUIRE(head);
+  for (const char* key : {"active_start", "active_end", "delta"}) CHECK((*head)["slabinfo"].contains(key));
+  REQUIRE(!r["cgroups"].empty());
+  for (const char* key : {"id", "path", "container_id", "pod_uid", "outstanding", "outstanding_bytes", "by_cache"})
+    CHECK(r["cgroups"][0].contains(key));
+  REQUIRE(!r["stacks"].empty());
+  for (const char* key : {"cache", "cgroup_id", "outstanding", "outstanding_bytes", "oldest_age_s", "frames"})
+    CHECK(r["stacks"][0].contains(key));
+  for (const char* key : {"outstanding_heads", "outstanding_data", "holders"}) CHECK(r["skb"].contains(key));
+  REQUIRE(!r["skb"]["holders"].empty());
+  for (const char* key : {"pid", "comm", "cgroup_id", "cgroup_path", "netns", "socket_inode", "family", "protocol",
+                          "queued_skbs", "queued_bytes"})
+    CHECK(r["skb"]["holders"][0].contains(key));
+  for (const char* key : {"map_full", "stack_errors", "missed_frees"}) CHECK(r["lost"].contains(key));
+  // Frames are bare symbol names, innermost first.
+  for (const auto& f : r["stacks"][0]["frames"]) CHECK(f.get<std::string>().find("+0x") == std::string::npos);
+}
+
+TEST_CASE("stream emits lines for the leaking cgroup while the leak grows", "[root][stream]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"stream", "--interval", "1", "--duration", "5"});
+  for (int i = 0; i < 3; ++i) {
+    udp_send(sender_cg, holder.port, 5000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  }
+  REQUIRE(tracer->finish() == 0);
+  holder.exit();
+
+  std::istringstream lines(tracer->out());
+  std::string line;
+  int leaking_lines = 0;
+  double max_growth = 0;
+  std::uint64_t last_outstanding = 0;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line);  // every line is one JSON object
+    CHECK(j["schema"] == "slabtrace.stream/v1");
+    if (j["path"] != sender_cg.path()) continue;
+    ++leaking_lines;
+    max_growth = std::max(max_growth, j["growth_per_s"].get<double>());
+    last_outstanding = j["by_cache"]["skbuff_head_cache"]["outstanding"].get<std::uint64_t>();
+    for (const char* key : {"ts", "interval_s", "cgroup_id", "container_id", "pod_uid", "outstanding", "outstanding_bytes"})
+      CHECK(j.contains(key));
+  }
+  CHECK(leaking_lines >= 2);
+  CHECK(max_growth > 1000);
+  CHECK(last_outstanding >= 14000);
+}
+
+TEST_CASE("Ctrl-C mid-record still prints the report and unloads every program", "[root][record][signals]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"record", "--duration", "600"});
+  auto ours = programs_of(tracer->pid());
+  CHECK(ours.size() >= 8);
+  udp_send(sender_cg, holder.port, 5000);
+  tracer->signal(SIGINT);
+  REQUIRE(tracer->finish(60) == 0);
+  holder.exit();
+  CHECK(tracer->out().find("sk_buff leak") != std::string::npos);
+  CHECK(tracer->out().find("skbuff_head_cache") != std::string::npos);
+
+  // None of the programs it loaded is still in the kernel (the kernel frees
+  // them after an RCU grace period: give it a moment).
+  for (auto id : ours) {
+    bool loaded = true;
+    for (int i = 0; i < 50 && loaded; ++i) {
+      loaded = program_loaded(id);
+      if (loaded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(!loaded);
+  }
+}
+
+TEST_CASE("bad input gets one clear line and a non-zero exit", "[root][errors]") {
+  REQUIRE_ROOT_OR_SKIP();
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {{"record", "--sample", "3"}, "power of two"},
+      {{"record", "--attach-mode", "kprobe"}, "attach-mode"},
+      {{"record", "--btf", "/nonexistent/vmlinux"}, "--btf"},
+      {{"record", "--duration", "1", "--output", "/nonexistent/dir/report.txt"}, "cannot write"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv{slabtrace_bin()};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Child run(argv);
+    int rc = run.finish(30);
+    INFO(c.args[1] << ": " << run.err());
+    CHECK(rc != 0);
+    CHECK(run.err().find(c.says) != std::string::npos);
+    CHECK(run.err().find("libbpf") == std::string::npos);
+    std::string err = run.err();
+    auto lines = std::count(err.begin(), err.end(), '\n');
+    CHECK(lines <= 3);
+  }
+  // Not root: drop privileges in a child and expect the one-line explanation.
+  Child unprivileged({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", slabtrace_bin(), "record",
+                      "--duration", "1"});
+  CHECK(unprivileged.finish(30) != 0);
+  CHECK(unprivileged.err().find("needs root") != std::string::npos);
+}
