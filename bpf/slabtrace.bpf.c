@@ -70,7 +70,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-  __uint(max_entries, 16384);
+  __uint(max_entries, 32768);
   __uint(key_size, sizeof(__u32));
   __uint(value_size, ST_MAX_STACK_DEPTH * sizeof(__u64));
 } st_stacks SEC(".maps");
@@ -351,11 +351,13 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   c->allocs += 1;
   c->alloc_bytes += size;
 
-  /* An allocation at an address we think is live proves we missed its free. */
-  if (sampled(ptr))
-    end_any(ptr, ST_END_REUSED);
-  if ((b->flags & ST_BUCKET_IGNORED) || !sampled(ptr))
+  if (!sampled(ptr))
     return 0;
+  if (b->flags & ST_BUCKET_IGNORED) {
+    /* Still end a stale entry at this address: it was freed unseen. */
+    end_any(ptr, ST_END_REUSED);
+    return 0;
+  }
 
   struct st_object obj = {
       .bucket = idx,
@@ -370,7 +372,13 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     else
       obj.stack_id = (__s32)id;
   }
-  long err = bpf_map_update_elem(&st_live, &ptr, &obj, BPF_ANY);
+  /* Insert-if-absent first: the common case costs one map operation. An
+   * allocation at an address we think is live proves we missed its free. */
+  long err = bpf_map_update_elem(&st_live, &ptr, &obj, BPF_NOEXIST);
+  if (err == -17 /* EEXIST */) {
+    end_any(ptr, ST_END_REUSED);
+    err = bpf_map_update_elem(&st_live, &ptr, &obj, BPF_ANY);
+  }
   if (err) {
     stat_add(err == -16 /* EBUSY */ ? ST_STAT_BUSY : ST_STAT_MAP_FULL, 1);
     return 0;

@@ -138,8 +138,10 @@ Session::Session(SessionOptions options) : options_(std::move(options)) {
   }
   t.skb_alloc_ranges = {range_of(symbols_, "__alloc_skb"), range_of(symbols_, "kmalloc_reserve")};
   t.skb_clone_range = range_of(symbols_, "skb_clone");
-  // Where the BPF memory allocator (our own map elements) calls kmalloc.
-  for (const char* fn : {"alloc_bulk", "__alloc", "bpf_mem_refill", "bpf_map_kmalloc_node"})
+  // Where the BPF memory allocator (our own map elements) calls kmalloc, and
+  // the slab allocator's per-slab metadata (obj_exts vectors, allocated when
+  // any memcg-accounted slab is created; our map elements' slabs among them).
+  for (const char* fn : {"alloc_bulk", "__alloc", "bpf_mem_refill", "alloc_slab_obj_exts"})
     if (auto r = range_of(symbols_, fn); r.start) t.ignore_ranges.push_back(r);
   if (!t.skb_alloc_ranges[0].start) spdlog::warn("__alloc_skb not in kallsyms: sk_buff heads and data are not paired");
   tracer_ = std::make_unique<bpf::Tracer>(t);
