@@ -10,13 +10,18 @@
  *   st_workload packet-hold [--cgroup D]           AF_PACKET on lo, never read
  *   st_workload udp-read   [--cgroup D]            bind, read everything; prints "ready PORT"
  *
- * Holding modes print "ready ..." then wait until stdin closes or SIGTERM. */
+ * Holding modes print "ready ..." then wait until stdin closes or SIGTERM.
+ * --new-netns: first enter a new network namespace (with lo up);
+ * --join-netns PID: first enter the network namespace of PID. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -56,6 +61,32 @@ static void join_cgroup(const char *dir)
 }
 
 /* Keep the queue's owner alive until the test is done with it. */
+static void enter_netns(int argc, char **argv)
+{
+  const char *join = opt(argc, argv, "--join-netns", NULL);
+  if (join) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%s/ns/net", join);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
+      die(path);
+    close(fd);
+  }
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--new-netns") != 0)
+      continue;
+    if (unshare(CLONE_NEWNET) != 0)
+      die("unshare(CLONE_NEWNET)");
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+    if (s < 0 || ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+      die("bringing up lo");
+    close(s);
+  }
+}
+
 static void hold(void)
 {
   struct pollfd p = {.fd = 0, .events = POLLIN};
@@ -126,6 +157,7 @@ int main(int argc, char **argv)
   }
   const char *mode = argv[1];
   join_cgroup(opt(argc, argv, "--cgroup", NULL));
+  enter_netns(argc, argv);
   int size = atoi(opt(argc, argv, "--size", "200"));
   long count = atol(opt(argc, argv, "--count", "10000"));
   setvbuf(stdout, NULL, _IONBF, 0);
