@@ -290,7 +290,7 @@ model::Report Session::report() {
     if (s0 && s1)
       c.slabinfo = model::SlabinfoDelta{s0->active_objs, s1->active_objs,
                                         std::int64_t(s1->active_objs) - std::int64_t(s0->active_objs)};
-    if (c.outstanding > 0 || (c.slabinfo && std::llabs(c.slabinfo->delta) >= 1000)) rep.caches.push_back(c);
+    rep.caches.push_back(c);
   }
   // Caches that grew or shrank with nothing traced: the check needs them too.
   for (const auto& s1 : slabinfo_end) {

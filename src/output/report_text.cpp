@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "slabtrace/human.hpp"
 #include "slabtrace/output.hpp"
@@ -43,7 +44,11 @@ void write_report_text(const model::Report& r, std::ostream& out) {
   out << "Caches (outstanding = allocated while tracing and still live)\n";
   out << fmt::format("  {:<26} {:>12} {:>10} {:>12} {:>12}  {}\n", "cache", "outstanding", "bytes", "allocs", "frees",
                      "/proc/slabinfo active");
+  // Every cache seen is in the JSON; a person wants the ones that matter.
+  std::size_t shown = 0;
   for (const auto& c : r.caches) {
+    if (shown == 15 || (c.outstanding == 0 && !(c.slabinfo && std::llabs(c.slabinfo->delta) >= 1000))) continue;
+    ++shown;
     std::string name = c.name == c.slabinfo_name ? c.name : c.name + " (" + c.slabinfo_name + ")";
     out << fmt::format("  {:<26} {:>12} {:>10} {:>12} {:>12}  {}\n", truncate(name, 26), group_thousands(c.outstanding),
                        human_bytes(c.outstanding_bytes), group_thousands(c.allocs), group_thousands(c.frees),

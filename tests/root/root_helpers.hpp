@@ -223,6 +223,16 @@ inline void udp_send(const TestCgroup& cg, int port, long count, int size = 200)
   REQUIRE(sender.finish(60) == 0);
 }
 
+// Lets frees from earlier tests reach /proc/slabinfo: per-CPU caches (sheaves
+// on 6.18) keep freed objects counted as active until they are flushed.
+inline void settle_slabinfo() {
+  for (const char* cache : {"skbuff_head_cache", "kmalloc-1k", "kmalloc-cg-1k", "skbuff_small_head"}) {
+    std::ofstream shrink(std::string("/sys/kernel/slab/") + cache + "/shrink");
+    if (shrink) shrink << "1\n";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+}
+
 inline const nlohmann::json* find_by(const nlohmann::json& arr, const std::string& key, const nlohmann::json& value) {
   for (const auto& item : arr)
     if (item.contains(key) && item[key] == value) return &item;

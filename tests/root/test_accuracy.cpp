@@ -1,0 +1,185 @@
+// Accuracy against the kernel's own counts (issue 3): a healthy node must not
+// look leaky, and real leaks must match /proc/slabinfo.
+#include "root_helpers.hpp"
+
+using namespace roottest;
+using nlohmann::json;
+
+namespace {
+
+const json* cache(const json& report, const std::string& name) { return find_by(report["caches"], "name", name); }
+
+std::uint64_t outstanding(const json& report, const std::string& name) {
+  const json* c = cache(report, name);
+  return c ? (*c)["outstanding"].get<std::uint64_t>() : 0;
+}
+
+std::uint64_t allocs(const json& report, const std::string& name) {
+  const json* c = cache(report, name);
+  return c ? (*c)["allocs"].get<std::uint64_t>() : 0;
+}
+
+std::int64_t slabinfo_delta(const json& report, const std::string& name) {
+  const json* c = cache(report, name);
+  if (!c || (*c)["slabinfo"].is_null()) return 0;
+  return (*c)["slabinfo"]["delta"].get<std::int64_t>();
+}
+
+bool has_leak_verdict(const json& report) {
+  for (const auto& v : report["verdicts"])
+    if (v.get<std::string>().find("leak:") != std::string::npos) return true;
+  return false;
+}
+
+void check_within(std::uint64_t ours, std::int64_t kernel, double tolerance) {
+  INFO("slabtrace " << ours << " vs /proc/slabinfo delta " << kernel);
+  REQUIRE(kernel > 0);
+  double ratio = double(ours) / double(kernel);
+  CHECK(ratio >= 1.0 - tolerance);
+  CHECK(ratio <= 1.0 + tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("healthy UDP churn is not reported as a leak", "[root][accuracy]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup cg("churn");
+  // Stacks are not what is tested here; without them the churn reaches ~1 M skbs.
+  auto tracer = start_slabtrace({"record", "--duration", "11", "--format", "json", "--no-stacks"});
+  Child churn({workload_bin(), "udp-churn", "--cgroup", cg.dir(), "--seconds", "10"});
+  REQUIRE(churn.finish(60) == 0);
+  json report = finish_json(*tracer);
+
+  std::uint64_t seen = allocs(report, "skbuff_head_cache");
+  std::uint64_t left = outstanding(report, "skbuff_head_cache");
+  INFO("allocated " << seen << ", outstanding " << left << "; workload: " << churn.out());
+  CHECK(seen >= 500000);
+  CHECK(double(left) <= 0.01 * double(seen));
+  CHECK(left <= 5000);
+  CHECK(!has_leak_verdict(report));
+}
+
+TEST_CASE("leak then release: nothing outstanding once the holder exits", "[root][accuracy]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  auto tracer = start_slabtrace({"record", "--duration", "9", "--format", "json"});
+  {
+    UdpHolder holder(holder_cg);
+    udp_send(sender_cg, holder.port, 50000);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    holder.exit();
+  }
+  json report = finish_json(*tracer);
+  CHECK(outstanding(report, "skbuff_head_cache") <= 500);
+  CHECK(outstanding(report, "kmalloc-1k") <= 500 + 2000);  // plus the node's own 1k churn
+  CHECK(!has_leak_verdict(report));
+}
+
+// Issue 3's numbers: reported in every run, not yet promised (see README).
+TEST_CASE("real leaks match the /proc/slabinfo delta within 5%", "[root][accuracy][!mayfail]") {
+  REQUIRE_ROOT_OR_SKIP();
+  settle_slabinfo();
+  SECTION("unread UDP socket") {
+    TestCgroup sender_cg("sender"), holder_cg("holder");
+    UdpHolder holder(holder_cg);
+    auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
+    udp_send(sender_cg, holder.port, 50000);
+    json report = finish_json(*tracer);
+    holder.exit();
+    check_within(outstanding(report, "skbuff_head_cache"), slabinfo_delta(report, "skbuff_head_cache"), 0.05);
+    check_within(outstanding(report, "kmalloc-1k"), slabinfo_delta(report, "kmalloc-1k"), 0.05);
+  }
+  SECTION("unread unix datagram socketpair") {
+    TestCgroup cg("unix");
+    auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
+    Child leaker({workload_bin(), "unix-leak", "--cgroup", cg.dir(), "--count", "50000"});
+    REQUIRE(leaker.read_line(30));
+    json report = finish_json(*tracer);
+    check_within(outstanding(report, "skbuff_head_cache"), slabinfo_delta(report, "skbuff_head_cache"), 0.05);
+    check_within(outstanding(report, "kmalloc-cg-1k"), slabinfo_delta(report, "kmalloc-cg-1k"), 0.05);
+    leaker.close_stdin();
+    leaker.finish(20);
+  }
+}
+
+// Known gap (measured 88% of the slabinfo delta on 6.18): kept strict and
+// reported, without failing the run, until the missing clones are explained.
+TEST_CASE("AF_PACKET capture leak matches the /proc/slabinfo delta within 5%", "[root][accuracy][!mayfail]") {
+  REQUIRE_ROOT_OR_SKIP();
+  settle_slabinfo();
+  TestCgroup capture_cg("capture"), sender_cg("sender");
+  Child capture({workload_bin(), "packet-hold", "--cgroup", capture_cg.dir()});
+  REQUIRE(capture.read_line(30));
+  auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
+  // No listener on the port: each datagram also brings an ICMP error, and
+  // the capture keeps clones of everything in both directions.
+  udp_send(sender_cg, 9, 50000);
+  json report = finish_json(*tracer);
+  capture.close_stdin();
+  capture.finish(20);
+  check_within(outstanding(report, "skbuff_head_cache"), slabinfo_delta(report, "skbuff_head_cache"), 0.05);
+  check_within(outstanding(report, "kmalloc-1k"), slabinfo_delta(report, "kmalloc-1k"), 0.05);
+}
+
+TEST_CASE("TCP bulk transfer: nothing outstanding that slabinfo does not also show", "[root][accuracy][tcp]") {
+  REQUIRE_ROOT_OR_SKIP();
+  if (access("/usr/bin/iperf3", X_OK) != 0) {
+    WARN("skipped: iperf3 not installed (scripts/setup.sh installs it)");
+    return;
+  }
+  // The transfer runs in the test's cgroup and slabtrace looks only there, so
+  // whatever else the machine does cannot blur the result.
+  TestCgroup cg("iperf");
+  auto in_cgroup = [&](const std::string& cmd) {
+    return std::vector<std::string>{"/bin/sh", "-c", "echo $$ > " + cg.dir() + "/cgroup.procs && exec " + cmd};
+  };
+  Child server(in_cgroup("/usr/bin/iperf3 -s -1 -p 5299 -B 127.0.0.1"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto tracer = start_slabtrace({"record", "--duration", "12", "--format", "json", "--no-stacks", "--cgroup", cg.path()});
+  Child client(in_cgroup("/usr/bin/iperf3 -c 127.0.0.1 -p 5299 -t 10"));
+  REQUIRE(client.finish(60) == 0);
+  json report = finish_json(*tracer);
+  server.finish(10);
+  CHECK(!report["cgroups"].empty());
+
+  for (const auto& c : report["caches"]) {
+    std::uint64_t out = c["outstanding"], all = c["allocs"];
+    if (out <= 1000 || double(out) <= 0.01 * double(all)) continue;
+    std::int64_t grew = c["slabinfo"].is_null() ? 0 : c["slabinfo"]["delta"].get<std::int64_t>();
+    INFO(c.dump());
+    CHECK(double(grew) >= 0.5 * double(out));
+  }
+}
+
+TEST_CASE("mixed load: every cache that moved agrees, or check says why", "[root][accuracy][check][!mayfail]") {
+  REQUIRE_ROOT_OR_SKIP();
+  settle_slabinfo();
+  TestCgroup churn_cg("churn"), sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"check", "--duration", "10", "--format", "json", "--min-delta", "10000"});
+  Child churn({workload_bin(), "udp-churn", "--cgroup", churn_cg.dir(), "--seconds", "5"});
+  // 100,000 files created and deleted.
+  std::string dir = "/tmp/slabtrace-test-files-" + std::to_string(getpid());
+  std::filesystem::create_directory(dir);
+  for (int i = 0; i < 100000; ++i) std::ofstream(dir + "/f" + std::to_string(i)).put('x');
+  std::filesystem::remove_all(dir);
+  udp_send(sender_cg, holder.port, 50000);
+  churn.finish(60);
+  json check = finish_json(*tracer);
+  holder.exit();
+
+  REQUIRE(check["schema"] == "slabtrace.check/v1");
+  bool skb_row = false;
+  for (const auto& row : check["caches"]) {
+    INFO(row.dump());
+    if (row["verdict"] == "agrees") {
+      double ratio = row["ratio"];
+      CHECK(ratio >= 0.9);
+      CHECK(ratio <= 1.1);
+    } else {
+      CHECK(!row["reason"].get<std::string>().empty());
+    }
+    if (row["cache"] == "skbuff_head_cache") skb_row = row["verdict"] == "agrees";
+  }
+  CHECK(skb_row);
+}
