@@ -59,6 +59,17 @@ struct CheckOptions {
 };
 int check(const CheckOptions& options);
 
+struct ServeOptions {
+  CommonOptions common;
+  std::string listen = "127.0.0.1:9464";  // HOST:PORT; localhost unless told otherwise
+  double interval_s = 5;
+  std::size_t top_cgroups = 20;
+  std::string pods_dir = "/var/log/pods";
+  std::string containers_dir = "/var/log/containers";
+};
+// Prometheus exporter: /metrics and /healthz until SIGINT/SIGTERM.
+int serve(const ServeOptions& options);
+
 struct DoctorOptions {
   std::string format = "text";
   std::string root;

@@ -55,7 +55,7 @@ struct SkbHolderFigures {
   std::string protocol;           // "udp", "unix-dgram", "packet-raw", ...
   std::optional<std::uint32_t> pid;  // first process holding it; none if no process does
   std::string comm;
-  CgroupLabels owner;             // the socket's cgroup, and its pod if it has one
+  CgroupLabels owner;             // the socket's cgroup and its pod; cgroup "other": the folded rest
   std::uint64_t queued_objects = 0;
   std::uint64_t queued_bytes = 0;  // truesize
 };

@@ -81,6 +81,15 @@ int main(int argc, char** argv) {
   chk->add_option("-f,--format", check.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   chk->add_option("--min-delta", check.min_delta, "caches whose slabinfo count changed by at least this much");
 
+  commands::ServeOptions serve;
+  auto* srv = app.add_subcommand("serve", "Prometheus exporter: /metrics (per cache, cgroup and pod) and /healthz");
+  add_tracer_options(srv, serve.common);
+  srv->add_option("--listen", serve.listen, "HOST:PORT to serve on (default localhost only; 0.0.0.0:9464 in a pod)");
+  srv->add_option("-i,--interval", serve.interval_s, "seconds between readings of the BPF maps")->check(CLI::PositiveNumber);
+  srv->add_option("--top-cgroups", serve.top_cgroups, "cgroups with series of their own; the rest are summed as cgroup=\"other\"");
+  srv->add_option("--pods-dir", serve.pods_dir, "the kubelet's pod log directory (pod names and namespaces)");
+  srv->add_option("--containers-dir", serve.containers_dir, "the kubelet's container log directory (container names)");
+
   commands::DoctorOptions doctor;
   auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root, no BPF): PSI, meminfo, slabs, swap, load");
   doc->add_option("-f,--format", doctor.format, "text or json")->check(CLI::IsMember({"text", "json"}));
@@ -93,7 +102,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (verbose) spdlog::set_level(spdlog::level::debug);
-  for (auto* o : {&record.common, &stacks.common, &stream.common, &top.common, &check.common})
+  for (auto* o : {&record.common, &stacks.common, &stream.common, &top.common, &check.common, &serve.common})
     o->verbose = verbose;
 
   try {
@@ -103,6 +112,7 @@ int main(int argc, char** argv) {
     if (tp->parsed()) return commands::top(top);
     if (chk->parsed()) return commands::check(check);
     if (doc->parsed()) return commands::doctor(doctor);
+    if (srv->parsed()) return commands::serve(serve);
   } catch (const UserError& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -222,8 +222,8 @@ void write_health(Exposition& out, const Health& h) {
   out.family("slabtrace_bpf_seconds_per_event", "gauge",
              "Average cost of one run of each BPF program since slabtrace started.");
   for (const auto& p : h.programs)
-    if (p.runs) out.sample(LabelSet().add("program", p.program, true), double(p.run_time_ns) / 1e9 / double(p.runs));
-  out.family("slabtrace_refresh_duration_seconds", "gauge", "Time taken to read the BPF maps and render these metrics.");
+    if (p.runs) out.sample(LabelSet().add("program", p.program, true), double(p.run_time_ns) / double(p.runs) / 1e9);
+  out.family("slabtrace_refresh_duration_seconds", "gauge", "Time taken to read the BPF maps and the node's files for these metrics.");
   out.sample(LabelSet(), h.refresh_seconds);
   out.family("slabtrace_last_refresh_timestamp_seconds", "gauge", "When these metrics were gathered (Unix time).");
   out.sample(LabelSet(), h.refreshed_unix_seconds);

@@ -1,0 +1,306 @@
+// serve: a Prometheus exporter. The main thread reads the BPF maps every
+// interval and renders the whole exposition into a string; HTTP handlers only
+// hand out the latest string. A scrape never touches a BPF map and never waits
+// for the tracer, and a slow or hostile client cannot slow the tracing down.
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "slabtrace/commands.hpp"
+#include "slabtrace/error.hpp"
+#include "slabtrace/k8s_names.hpp"
+#include "slabtrace/nodemem.hpp"
+#include "slabtrace/prometheus.hpp"
+#include "slabtrace/sockets.hpp"
+
+namespace slabtrace::commands {
+
+namespace {
+
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+
+// "127.0.0.1:9464", "0.0.0.0:9464", "[::1]:9464", "localhost:9464".
+ListenAddress parse_listen(const std::string& text) {
+  auto fail = [&] {
+    return UserError(fmt::format("--listen wants HOST:PORT (127.0.0.1:9464, 0.0.0.0:9464, [::1]:9464), not '{}'", text));
+  };
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw fail();
+  std::string host = text.substr(0, colon);
+  std::string port = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') throw fail();
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    throw fail();  // an IPv6 address needs brackets: [::1]:9464
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) throw fail();
+  int number = std::stoi(port);
+  if (number < 1 || number > 65535) throw fail();
+  return {host, number};
+}
+
+std::string kernel_release() {
+  utsname u{};
+  return uname(&u) == 0 ? u.release : "unknown";
+}
+
+// The latest exposition, shared between the refreshing thread and the HTTP
+// handlers. Handlers copy a pointer under the lock, never the text.
+class MetricsPage {
+ public:
+  void publish(std::string text) {
+    auto page = std::make_shared<const std::string>(std::move(text));
+    std::lock_guard<std::mutex> lock(mutex_);
+    page_ = std::move(page);
+  }
+  std::shared_ptr<const std::string> latest() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return page_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const std::string> page_ = std::make_shared<const std::string>();
+};
+
+// Gathers every figure of the exposition from the session and the node's files.
+class MetricsGatherer {
+ public:
+  MetricsGatherer(Session& session, const ServeOptions& options)
+      : session_(session),
+        names_(k8s::LogDirs{options.pods_dir, options.containers_dir}),
+        kernel_(kernel_release()) {}
+
+  prometheus::Metrics gather() {
+    auto started = std::chrono::steady_clock::now();
+    prometheus::Metrics m;
+    model::Snapshot now = session_.snapshot();
+    m.cgroups = cgroups(now);
+    m.skb_holders = skb_holders();
+    m.health = health(now);
+    try {
+      m.node_memory = node::read_meminfo();
+    } catch (const std::exception& e) {
+      spdlog::debug("{}", e.what());  // the node memory series are left out
+    }
+    previous_ = std::move(now);
+    m.health.refresh_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    m.health.refreshed_unix_seconds =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return m;
+  }
+
+ private:
+  prometheus::CgroupLabels labels_of(const std::string& cgroup_path) {
+    prometheus::CgroupLabels l;
+    l.cgroup = cgroup_path;
+    auto container = cgroups::parse_container(cgroup_path);
+    k8s::Workload w = names_.lookup(container);
+    l.container_id = container.container_id.value_or("");
+    l.pod_uid = w.pod_uid;
+    l.pod_namespace = w.pod_namespace;
+    l.pod = w.pod;
+    l.container = w.container;
+    return l;
+  }
+
+  std::vector<prometheus::CgroupFigures> cgroups(const model::Snapshot& now) {
+    model::Rates rates = model::compute_rates(previous_ ? &*previous_ : nullptr, now, session_.scale());
+    // Allocation and free counters since the start, which the rates do not keep.
+    std::map<std::pair<std::uint64_t, std::string>, model::Counts> totals;
+    for (const auto& b : now.buckets) totals[{b.cgroup_id, b.cache}] += b.counts;
+
+    std::vector<prometheus::CgroupFigures> out;
+    for (const auto& g : rates.cgroups) {
+      prometheus::CgroupFigures f;
+      f.labels = labels_of(session_.cgroup_path(g.cgroup_id));
+      for (const auto& [cache, r] : g.by_cache) {
+        const model::Counts& t = totals[{g.cgroup_id, cache}];
+        f.by_cache[cache] = {r.outstanding, r.outstanding_bytes, r.growth_per_s, t.allocs, t.ended_total() * session_.scale()};
+      }
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  // The sockets whose receive queues hold live sk_buffs, and who owns them.
+  std::vector<prometheus::SkbHolderFigures> skb_holders() {
+    std::unordered_map<std::uint64_t, prometheus::SkbHolderFigures> by_sock;
+    for (const auto& [skb, hold] : session_.tracer().skb_holds()) {
+      auto& h = by_sock[hold.sk];
+      h.queued_objects += session_.scale();
+      h.queued_bytes += std::uint64_t(hold.truesize) * session_.scale();
+    }
+    spdlog::debug("skb holds: {} sockets", by_sock.size());
+    if (by_sock.empty()) return {};
+    // One pass over /proc/*/fd, and only while something is held.
+    sockets::OwnerMap owners = sockets::scan_socket_owners();
+    std::vector<prometheus::SkbHolderFigures> out;
+    for (auto& [sk, h] : by_sock) {
+      std::string cgroup;
+      if (auto info = session_.tracer().socket(sk)) {
+        h.socket_inode = info->inode;
+        h.netns = info->netns;
+        h.protocol = socket_protocol_name(info->family, info->type, info->protocol);
+        // The socket's own cgroup is a kernel id, the same in every cgroup namespace.
+        if (info->cgroup) cgroup = session_.cgroup_path(info->cgroup);
+      }
+      auto it = owners.find(h.socket_inode);
+      if (h.socket_inode && it != owners.end() && !it->second.empty()) {
+        const sockets::Owner& owner = it->second.front();
+        h.pid = std::uint32_t(owner.pid);
+        h.comm = owner.comm;
+        // Where cgroup v1 net_cls/net_prio are in use, the kernel keeps no v2
+        // cgroup on sockets and every one shows the root: the owner knows better.
+        if ((cgroup.empty() || cgroup == "/") && !owner.cgroup.empty()) cgroup = owner.cgroup;
+      }
+      h.owner = labels_of(cgroup);
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  prometheus::Health health(const model::Snapshot& now) {
+    bpf::Tracer& tracer = session_.tracer();
+    prometheus::Health h;
+    h.version = SLABTRACE_VERSION;
+    h.kernel = kernel_;
+    h.attach_mode = bpf::to_string(tracer.attach_mode());
+    h.sample_rate = session_.scale();
+    st_stats st = tracer.stats();
+    h.lost = {{"map_full", st.v[ST_STAT_MAP_FULL]},       {"buckets_full", st.v[ST_STAT_BUCKETS_FULL]},
+              {"stack_errors", st.v[ST_STAT_STACK_ERRORS]}, {"missed_frees", st.v[ST_STAT_MISSED_FREES]},
+              {"busy", st.v[ST_STAT_BUSY]},                 {"link_full", st.v[ST_STAT_LINK_FULL]},
+              {"hold_full", st.v[ST_STAT_HOLD_FULL]}};
+    // Tracked minus ended is what sits in the live map; counting it from the
+    // bucket counters spares a walk over up to millions of entries.
+    for (const auto& b : now.buckets) h.live_map_entries += b.counts.outstanding();
+    h.live_map_capacity = tracer.live_capacity();
+    for (const auto& c : tracer.program_costs()) h.programs.push_back({c.name, c.run_count, c.run_time_ns});
+    return h;
+  }
+
+  Session& session_;
+  k8s::PodNames names_;
+  std::string kernel_;
+  std::optional<model::Snapshot> previous_;
+};
+
+// Runs the HTTP server on its own thread; stops it and joins however serve() ends.
+class HttpThread {
+ public:
+  explicit HttpThread(httplib::Server& server) : server_(server), thread_([&server] { server.listen_after_bind(); }) {
+    // stop() only reaches a server that is already running: wait for it, so an
+    // early Ctrl-C cannot leave the thread listening forever.
+    for (int i = 0; i < 500 && !server_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ~HttpThread() {
+    server_.stop();
+    thread_.join();
+  }
+  HttpThread(const HttpThread&) = delete;
+  HttpThread& operator=(const HttpThread&) = delete;
+
+ private:
+  httplib::Server& server_;
+  std::thread thread_;
+};
+
+bool is_served_path(const std::string& path) { return path == "/metrics" || path == "/healthz"; }
+
+void configure_http(httplib::Server& server, const MetricsPage& page, const std::string& attach_mode) {
+  // A scrape is one small GET: a few threads, short timeouts and no request
+  // bodies keep slow or garbage clients from holding anything for long.
+  server.new_task_queue = [] { return new httplib::ThreadPool(4); };
+  server.set_read_timeout(5, 0);
+  server.set_write_timeout(5, 0);
+  server.set_payload_max_length(64 * 1024);
+  server.Get("/metrics", [&page](const httplib::Request&, httplib::Response& res) {
+    res.set_content(*page.latest(), prometheus::kContentType);
+  });
+  server.Get("/healthz", [attach_mode](const httplib::Request&, httplib::Response& res) {
+    res.set_content(fmt::format("ok {}\n", attach_mode), "text/plain; charset=utf-8");
+  });
+  // Before httplib reads any request body: other methods get 405 on our paths
+  // (with the methods we allow) and 404 elsewhere, like GET on an unknown path.
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+    if (is_served_path(req.path)) {
+      res.status = 405;
+      res.set_header("Allow", "GET, HEAD");
+      res.set_content("method not allowed: use GET\n", "text/plain; charset=utf-8");
+    } else {
+      res.status = 404;
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 404) res.set_content("not found: slabtrace serves /metrics and /healthz\n", "text/plain; charset=utf-8");
+  });
+  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    spdlog::debug("http: {} {} from {} -> {}", req.method, req.path, req.remote_addr, res.status);
+  });
+}
+
+}  // namespace
+
+int serve(const ServeOptions& o) {
+  ListenAddress address = parse_listen(o.listen);
+  install_stop_handlers();
+  // The port first: a taken port is a one-line error before seconds of BPF loading.
+  httplib::Server server;
+  // httplib's default SO_REUSEPORT would let a second exporter share the port
+  // and answer half the scrapes; SO_REUSEADDR only allows a quick restart.
+  server.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  if (!server.bind_to_port(address.host, address.port))
+    throw UserError(fmt::format("cannot listen on {}: {}", o.listen, std::strerror(errno)));
+
+  Session session(session_options(o.common));
+  const std::string attach_mode = bpf::to_string(session.tracer().attach_mode());
+  MetricsGatherer gatherer(session, o);
+  prometheus::Limits limits;
+  limits.top_cgroups = o.top_cgroups;
+  MetricsPage page;
+  page.publish(prometheus::render(gatherer.gather(), limits));  // no scrape ever sees an empty page
+
+  configure_http(server, page, attach_mode);
+  HttpThread http(server);
+  spdlog::info("tracing ({}); metrics on http://{}/metrics, refreshed every {}s", attach_mode, o.listen, o.interval_s);
+
+  auto next = std::chrono::steady_clock::now();
+  for (;;) {
+    next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.interval_s));
+    double left = std::chrono::duration<double>(next - std::chrono::steady_clock::now()).count();
+    if (left < 0) {  // a refresh took longer than the interval: start afresh from now
+      next = std::chrono::steady_clock::now();
+      left = 0.001;
+    }
+    if (!wait_for(left)) break;
+    try {
+      page.publish(prometheus::render(gatherer.gather(), limits));
+    } catch (const std::exception& e) {
+      // Keep serving the last page; slabtrace_last_refresh_timestamp_seconds shows its age.
+      spdlog::warn("refreshing the metrics failed: {}", e.what());
+    }
+  }
+  spdlog::info("stopping: closing the HTTP server and detaching");
+  return 0;
+}
+
+}  // namespace slabtrace::commands

@@ -1,0 +1,382 @@
+// slabtrace serve end to end: a real Prometheus scrapes it every second while a
+// UDP leak runs in a test cgroup, and evaluates deploy/prometheus-rules.yaml.
+// Also: the deploy/ manifests parse and say what a DaemonSet needs.
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "root_helpers.hpp"
+#include "slabtrace/prometheus.hpp"
+
+using namespace roottest;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::string kDeploy = std::string(SLABTRACE_SOURCE) + "/deploy";
+
+bool have_program(const std::string& name) { return system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0; }
+
+// Output and exit status of a shell command.
+std::pair<int, std::string> run(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+sockaddr_in loopback(int port = 0) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(std::uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// A TCP socket bound to a loopback port the kernel picks; returns the port.
+int bind_any_port(int fd) {
+  sockaddr_in a = loopback();
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+// A port nobody listens on right now.
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  int port = bind_any_port(fd);
+  close(fd);
+  return port;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Polls `ready` every 200 ms until it holds or `timeout_s` passes.
+template <typename Fn>
+bool eventually(double timeout_s, Fn&& ready) {
+  auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+  while (Clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return ready();
+}
+
+bool http_ok(int port, const std::string& path) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(1);
+  auto res = c.Get(path.c_str());
+  return res && res->status == 200;
+}
+
+// A Prometheus server of its own, on loopback, scraping slabtrace every second.
+class Prometheus {
+ public:
+  Prometheus(int slabtrace_port, const std::string& rules) : dir_("/tmp/slabtrace-test-prometheus-" + std::to_string(getpid())) {
+    std::filesystem::create_directories(dir_ + "/data");
+    std::ofstream(dir_ + "/rules.yaml") << rules;
+    std::ofstream(dir_ + "/prometheus.yml") << "global:\n"
+                                                "  scrape_interval: 1s\n"
+                                                "  evaluation_interval: 1s\n"
+                                                "rule_files: [rules.yaml]\n"
+                                                "scrape_configs:\n"
+                                                "  - job_name: slabtrace\n"
+                                                "    static_configs:\n"
+                                                "      - targets: ['127.0.0.1:"
+                                             << slabtrace_port << "']\n";
+    port_ = free_port();
+    child_ = std::make_unique<Child>(std::vector<std::string>{
+        "/usr/bin/prometheus", "--config.file=" + dir_ + "/prometheus.yml", "--storage.tsdb.path=" + dir_ + "/data",
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"});
+  }
+  ~Prometheus() {
+    child_->signal(SIGTERM);
+    child_->finish(30);
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  int port() const { return port_; }
+
+  json api(const std::string& path, const httplib::Params& params = {}) {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(5, 0);
+    auto res = c.Get(path, params, httplib::Headers{});
+    if (!res || res->status != 200) return json();
+    return json::parse(res->body, nullptr, false);
+  }
+  // The value of a query that selects one series, or nullopt if it selects none.
+  std::optional<double> value(const std::string& query) {
+    json r = api("/api/v1/query", {{"query", query}});
+    if (!r.is_object() || r["status"] != "success" || r["data"]["result"].empty()) return std::nullopt;
+    return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
+  }
+  std::vector<json> alerts(const std::string& name) {
+    std::vector<json> out;
+    json r = api("/api/v1/alerts");
+    if (r.is_object() && r["status"] == "success")
+      for (const auto& a : r["data"]["alerts"])
+        if (a["labels"]["alertname"] == name) out.push_back(a);
+    return out;
+  }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  std::unique_ptr<Child> child_;
+};
+
+// deploy/prometheus-rules.yaml with every `for:` cut to two seconds: the same
+// expressions, evaluated within the test's time.
+std::string rules_with_short_for() {
+  std::ifstream in(kDeploy + "/prometheus-rules.yaml");
+  REQUIRE(in);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::regex_replace(text, std::regex("for: [0-9]+[smh]"), "for: 2s");
+}
+
+struct Latency {
+  double median_ms = 0, max_ms = 0;
+  std::size_t bytes = 0;
+};
+Latency measure_scrapes(int port, int count) {
+  httplib::Client c("127.0.0.1", port);
+  std::vector<double> ms;
+  Latency l;
+  for (int i = 0; i < count; ++i) {
+    auto t = Clock::now();
+    auto res = c.Get("/metrics");
+    ms.push_back(seconds_since(t) * 1000);
+    REQUIRE(res);
+    REQUIRE(res->status == 200);
+    l.bytes = res->body.size();
+  }
+  std::sort(ms.begin(), ms.end());
+  l.median_ms = ms[ms.size() / 2];
+  l.max_ms = ms.back();
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and fires the growth alert",
+          "[root][serve]") {
+  REQUIRE_ROOT_OR_SKIP();
+  if (access("/usr/bin/prometheus", X_OK) != 0) {
+    WARN("skipped: needs /usr/bin/prometheus (apt-get install prometheus)");
+    return;
+  }
+  TestCgroup cg("serve");
+  const int serve_port = free_port();
+  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1"});
+  REQUIRE(eventually(60, [&] { return http_ok(serve_port, "/healthz"); }));
+
+  Prometheus prometheus(serve_port, rules_with_short_for());
+  REQUIRE(eventually(60, [&] { return http_ok(prometheus.port(), "/-/ready"); }));
+  REQUIRE(eventually(30, [&] { return prometheus.value("up{job=\"slabtrace\"} == 1").has_value(); }));
+
+  // The leak: 20,000 datagrams to a socket nobody reads, sent in four bursts so
+  // that Prometheus sees the outstanding series climb, not just appear.
+  const std::string series = "slabtrace_outstanding_objects{cache=\"skbuff_head_cache\",cgroup=\"" + cg.path() + "\"}";
+  const double before = prometheus.value(series).value_or(0);
+  UdpHolder holder(cg);
+  const long leak = 20000;
+  auto leak_started = Clock::now();
+  for (int burst = 0; burst < 4; ++burst) {
+    if (burst) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    udp_send(cg, holder.port, leak / 4);
+  }
+  auto leaked = Clock::now();
+  const double leak_s = std::chrono::duration<double>(leaked - leak_started).count();
+
+  double seen = 0;
+  bool risen = eventually(60, [&] {
+    seen = prometheus.value(series).value_or(0) - before;
+    return seen >= 0.9 * leak;
+  });
+  double risen_after_s = seconds_since(leaked);
+  INFO("Prometheus saw " << seen << " of " << leak << " leaked sk_buff heads");
+  CHECK(risen);
+
+  // The holder, as Prometheus stores it.
+  auto held = prometheus.value("slabtrace_skb_queued_objects{pid=\"" + std::to_string(holder.child->pid()) +
+                               "\",comm=\"st_workload\",protocol=\"udp\",cgroup=\"" + cg.path() + "\"}");
+  CHECK(held.value_or(0) >= 0.9 * leak);
+
+  json firing;
+  bool fired = eventually(std::max(1.0, 60 - seconds_since(leaked)), [&] {
+    for (const auto& a : prometheus.alerts("SlabtraceSlabGrowth"))
+      if (a["labels"]["cgroup"] == cg.path() && a["state"] == "firing") firing = a;
+    return !firing.is_null();
+  });
+  double fired_after_s = seconds_since(leaked);
+  CHECK(fired);
+  INFO(firing.dump());
+
+  // What the exporter costs a scraper, under the leak.
+  Latency latency = measure_scrapes(serve_port, 200);
+  CHECK(latency.max_ms < 1000);
+  httplib::Client c("127.0.0.1", serve_port);
+  auto page = c.Get("/metrics");
+  REQUIRE(page);
+  CHECK(page->get_header_value("Content-Type") == slabtrace::prometheus::kContentType);
+  if (have_program("promtool")) {
+    std::string file = "/tmp/slabtrace-test-metrics-" + std::to_string(getpid()) + ".txt";
+    std::ofstream(file) << page->body;
+    auto [rc, said] = run("promtool check metrics < " + file);
+    std::filesystem::remove(file);
+    INFO(said);
+    CHECK(rc == 0);
+  }
+  std::cout << fmt::format(
+      "serve: leak of {} skbs sent in {:.1f}s; Prometheus saw {:.0f} of them {:.1f}s after the last send; "
+      "SlabtraceSlabGrowth firing {:.1f}s after it; /metrics {} bytes, scrape median {:.2f} ms, max {:.2f} ms over 200\n",
+      leak, leak_s, seen, risen_after_s, fired_after_s, latency.bytes, latency.median_ms, latency.max_ms);
+
+  holder.exit();
+  serve.signal(SIGTERM);
+  int rc = serve.finish(30);
+  INFO(serve.err());
+  CHECK(rc == 0);  // stopped on SIGTERM and detached
+  CHECK(serve.err().find("stopping") != std::string::npos);
+}
+
+TEST_CASE("serve answers what it does not serve with 4xx and keeps serving", "[root][serve]") {
+  REQUIRE_ROOT_OR_SKIP();
+  const int port = free_port();
+  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "1"});
+  REQUIRE(eventually(60, [&] { return http_ok(port, "/healthz"); }));
+
+  httplib::Client c("127.0.0.1", port);
+  auto health = c.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->body.rfind("ok ", 0) == 0);
+  CHECK(c.Get("/")->status == 404);
+  CHECK(c.Get("/metrics/../etc/passwd")->status >= 400);
+  CHECK(c.Post("/metrics", "x", "text/plain")->status == 405);
+  CHECK(c.Delete("/healthz")->status == 405);
+  CHECK(c.Post("/elsewhere", "x", "text/plain")->status == 404);
+  CHECK(c.Head("/metrics")->status == 200);
+
+  // Raw garbage on the socket: httplib answers 4xx or closes; serve lives on.
+  for (const std::string& garbage : {std::string("GARBAGE\r\n\r\n"), std::string("GET /metrics HTTP/9.9\r\n\r\n"),
+                                     "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n",
+                                     std::string("\x00\x01\x02\xff\r\n\r\n", 8)}) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = loopback(port);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    CHECK(write(fd, garbage.data(), garbage.size()) == ssize_t(garbage.size()));
+    char reply[64] = {};
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) > 0 && read(fd, reply, sizeof reply - 1) > 0) {
+      std::string status(reply);
+      INFO(status);
+      CHECK(status.rfind("HTTP/1.1 4", 0) == 0);
+    }
+    close(fd);
+  }
+  CHECK(http_ok(port, "/metrics"));
+
+  serve.signal(SIGINT);
+  CHECK(serve.finish(30) == 0);
+}
+
+TEST_CASE("serve says in one line what is wrong with --listen", "[root][serve]") {
+  // No root needed: the address is checked before anything is loaded.
+  for (const char* bad : {"9464", "localhost", ":9464", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                                 "127.0.0.1:http", "::1:9464", "[::1:9464"}) {
+    Child serve({slabtrace_bin(), "serve", "--listen", bad});
+    int rc = serve.finish(10);
+    const std::string said = serve.err();
+    INFO(bad << ": " << said);
+    CHECK(rc == 2);
+    CHECK(std::count(said.begin(), said.end(), '\n') == 1);
+    CHECK(said.find("--listen wants HOST:PORT") != std::string::npos);
+  }
+  // A port that is taken: the same one line, before any BPF is loaded.
+  int taken = socket(AF_INET, SOCK_STREAM, 0);
+  int taken_port = bind_any_port(taken);
+  REQUIRE(listen(taken, 1) == 0);
+  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(taken_port)});
+  int rc = serve.finish(10);
+  close(taken);
+  INFO(serve.err());
+  CHECK(rc == 2);
+  CHECK(serve.err().find("Address already in use") != std::string::npos);
+}
+
+TEST_CASE("promtool accepts the alert rules", "[root][serve][deploy]") {
+  if (!have_program("promtool")) {
+    WARN("skipped: promtool not found (apt-get install prometheus)");
+    return;
+  }
+  auto [rc, said] = run("promtool check rules " + kDeploy + "/prometheus-rules.yaml");
+  INFO(said);
+  CHECK(rc == 0);
+  CHECK(said.find("SUCCESS") != std::string::npos);
+}
+
+TEST_CASE("the deploy manifests parse as YAML and make a privileged DaemonSet with what slabtrace reads",
+          "[root][serve][deploy]") {
+  if (run("python3 -c 'import yaml'").first != 0) {
+    WARN("skipped: needs python3 with PyYAML (apt-get install python3-yaml)");
+    return;
+  }
+  auto load = [](const std::string& file) {
+    auto [rc, out] = run("python3 -c 'import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))' " +
+                         kDeploy + "/" + file);
+    INFO(out);
+    REQUIRE(rc == 0);
+    return json::parse(out);
+  };
+  json docs = load("daemonset.yaml");
+  const json* ds = find_by(docs, "kind", "DaemonSet");
+  const json* svc = find_by(docs, "kind", "Service");
+  REQUIRE(ds);
+  REQUIRE(svc);
+  CHECK((*ds)["metadata"]["namespace"] == "slabtrace");
+  const json& pod = (*ds)["spec"]["template"]["spec"];
+  CHECK(pod["hostPID"] == true);
+  CHECK(pod.value("hostNetwork", false) == false);
+  REQUIRE(pod["containers"].size() == 1);
+  const json& c = pod["containers"][0];
+  CHECK(c["securityContext"]["privileged"] == true);
+  CHECK(c["args"] == json({"serve", "--listen", "0.0.0.0:9464", "--interval", "5"}));
+  CHECK(c["livenessProbe"]["httpGet"]["path"] == "/healthz");
+  for (const char* kind : {"requests", "limits"})
+    for (const char* resource : {"cpu", "memory"}) CHECK(c["resources"][kind].contains(resource));
+  CHECK((*ds)["spec"]["selector"]["matchLabels"] == (*ds)["spec"]["template"]["metadata"]["labels"]);
+
+  // Every host directory slabtrace reads, mounted read-only from the host.
+  for (const char* path : {"/sys/kernel/btf", "/sys/kernel/tracing", "/sys/fs/cgroup", "/var/log/pods", "/var/log/containers"}) {
+    INFO(path);
+    const json* mount = find_by(c["volumeMounts"], "mountPath", path);
+    REQUIRE(mount);
+    CHECK((*mount)["readOnly"] == true);
+    const json* volume = find_by(pod["volumes"], "name", (*mount)["name"]);
+    REQUIRE(volume);
+    CHECK((*volume)["hostPath"]["path"] == path);
+  }
+
+  CHECK((*svc)["metadata"]["annotations"]["prometheus.io/scrape"] == "true");
+  CHECK((*svc)["metadata"]["annotations"]["prometheus.io/port"] == "9464");
+  CHECK((*svc)["spec"]["selector"] == (*ds)["spec"]["selector"]["matchLabels"]);
+
+  json rules = load("prometheus-rules.yaml");
+  REQUIRE(rules.size() == 1);
+  std::vector<std::string> alerts;
+  for (const auto& g : rules[0]["groups"])
+    for (const auto& r : g["rules"]) alerts.push_back(r["alert"]);
+  for (const char* wanted : {"SlabtraceSlabGrowth", "SlabtraceNodeSUnreclaimHigh", "SlabtraceSocketHoldsSkbs"})
+    CHECK(std::find(alerts.begin(), alerts.end(), wanted) != alerts.end());
+}
