@@ -212,3 +212,20 @@ TEST_CASE("bad input gets one clear line and a non-zero exit", "[root][errors]")
   CHECK(unprivileged.finish(30) != 0);
   CHECK(unprivileged.err().find("needs root") != std::string::npos);
 }
+
+TEST_CASE("the classic tracepoint fallback gives the same answer", "[root][record][attach]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"record", "--duration", "3", "--format", "json", "--attach-mode", "tracepoint"});
+  udp_send(sender_cg, holder.port, 20000);
+  json report = finish_json(*tracer);
+  holder.exit();
+  CHECK(report["attach_mode"] == "tracepoint");
+  const json* sender = find_by(report["cgroups"], "path", sender_cg.path());
+  REQUIRE(sender);
+  CHECK(cache_outstanding(*sender, "skbuff_head_cache") >= 19000);
+  CHECK(cache_outstanding(*sender, "kmalloc-1k") >= 19000);
+  REQUIRE(!report["skb"]["holders"].empty());
+  CHECK(report["skb"]["holders"][0]["pid"] == holder.child->pid());
+}
