@@ -17,12 +17,6 @@ namespace {
 // live objects are normal churn in flight.
 constexpr std::uint64_t kLeakFloor = 1000;
 
-const CacheReport* find_cache(const Report& r, const std::string& name) {
-  for (const auto& c : r.caches)
-    if (c.name == name) return &c;
-  return nullptr;
-}
-
 bool near_one_to_one(std::uint64_t a, std::uint64_t b) {
   if (a == 0 || b == 0) return false;
   double ratio = double(a) / double(b);
