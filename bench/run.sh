@@ -60,7 +60,7 @@ parse_args() {
       --quiet-wait) quiet_wait=$2; shift ;;
       --quick)
         # CI smoke: every row, in well under 90 s; the figures are rough.
-        rounds=1 seconds=1 scale_objects=100000 leak_datagrams=10000 stream_window=3 quiet_wait=10 ;;
+        rounds=1 seconds=1 scale_objects=100000 leak_datagrams=10000 stream_window=3 quiet_wait=2 ;;
       -h|--help) usage ;;
       *) echo "bench: unknown option $1" >&2; usage ;;
     esac

@@ -21,7 +21,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
 const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses */
-const volatile __u32 capture_stacks = 1;
+/* Stacks for 1 in 2^stack_shift tracked objects (ST_STACK_NONE: none), by
+ * other bits of the address hash than the tracking sample: unbiased, scaled. */
+const volatile __u32 stack_shift = 0;
 const volatile __u64 start_ns = 0;
 const volatile __u32 kmalloc_max_cache_size = 8192;
 const volatile __u64 gfp_account = 1ull << 22;
@@ -74,24 +76,6 @@ struct {
   __uint(key_size, sizeof(__u32));
   __uint(value_size, ST_MAX_STACK_DEPTH * sizeof(__u64));
 } st_stacks SEC(".maps");
-
-/* skb data buffer -> the skb head allocated with it in __alloc_skb. */
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 1 << 20);
-  __type(key, __u64);
-  __type(value, __u64);
-} st_skb_data SEC(".maps");
-
-/* skb head -> socket whose receive queue it was last put on. */
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 1 << 20);
-  __type(key, __u64);
-  __type(value, struct st_skb_hold);
-} st_skb_holds SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -148,6 +132,16 @@ static __always_inline int sampled(__u64 ptr)
   return (h >> (64 - sample_shift)) == 0;
 }
 
+static __always_inline int stack_sampled(__u64 ptr)
+{
+  if (stack_shift == ST_STACK_NONE)
+    return 0;
+  if (stack_shift == 0)
+    return 1;
+  __u64 h = (ptr >> 3) * 0x9E3779B97F4A7C15ull;
+  return ((h >> 32) & ((1ull << stack_shift) - 1)) == 0;
+}
+
 static __always_inline __u32 now_ms(void)
 {
   return (__u32)((bpf_ktime_get_ns() - start_ns) / 1000000);
@@ -201,11 +195,25 @@ static __always_inline int cache_wanted(__u64 key, const char *name)
 /* Finds or creates the bucket of (cache, cgroup). Creation is rare (once per
  * pair per run) and is where the cache name is copied, off the common path. */
 static __always_inline struct st_bucket *
-bucket_for(struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out)
+bucket_for(struct st_cpu_state *cpu, struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out)
 {
+  struct st_bucket_cache_entry *recent = NULL;
+  if (cpu) {
+    recent = &cpu->recent[(key->cache >> 5) & (ST_BUCKET_CACHE - 1)];
+    if (recent->idx && recent->cache == key->cache && recent->cgroup == key->cgroup) {
+      __u32 i = recent->idx - 1;
+      *idx_out = i;
+      return bpf_map_lookup_elem(&st_buckets, &i);
+    }
+  }
   __u32 *idx = bpf_map_lookup_elem(&st_bucket_ids, key);
   if (idx) {
     *idx_out = *idx;
+    if (recent) {
+      recent->cache = key->cache;
+      recent->cgroup = key->cgroup;
+      recent->idx = *idx + 1;
+    }
     return bpf_map_lookup_elem(&st_buckets, idx);
   }
 
@@ -251,16 +259,26 @@ static __always_inline __u64 current_cgroup(struct st_cpu_state *c)
   return bpf_get_current_cgroup_id();
 }
 
+/* A head queued on a socket leaves it when it ends. */
+static __always_inline void unqueue(__u64 sk)
+{
+  struct st_sock *so = bpf_map_lookup_elem(&st_socks, &sk);
+  if (so)
+    __sync_fetch_and_add(&so->queued, -1);
+}
+
 /* Removes a tracked object from the live set and books it as ended. Returns
- * its flags (ST_OBJ_*) so the caller can end what hangs off it, or 0 when the
- * address was not tracked. */
-static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason)
+ * its flags (ST_OBJ_*) or 0 when the address was not tracked; *link gets what
+ * hangs off it (see struct st_object). */
+static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_ms)
 {
   struct st_object *o = bpf_map_lookup_elem(&st_live, &ptr);
   if (!o)
     return 0;
   __u32 bucket = o->bucket;
   __u32 size_flags = o->size_flags;
+  *link = o->link;
+  *alloc_ms = o->alloc_ms;
   if (bpf_map_delete_elem(&st_live, &ptr) != 0)
     return 0; /* someone else ended it first */
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &bucket);
@@ -270,38 +288,40 @@ static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason)
   }
   if (reason == ST_END_REUSED)
     stat_add(ST_STAT_MISSED_FREES, 1);
+  if ((size_flags & ST_OBJ_SKB_HEAD) && *link)
+    unqueue(*link);
   return size_flags | 1; /* never 0 for a tracked object */
 }
 
 /* An skb head is over when its data buffer is freed: skb_release_data frees the
  * data (a traced kfree) while the head itself often returns to a per-CPU NAPI
- * cache or leaves by kmem_cache_free_bulk, neither of which fires a kmem event. */
-static __always_inline void end_linked_head(__u64 data)
+ * cache or leaves by kmem_cache_free_bulk, neither of which fires a kmem event.
+ * A head allocated after its supposed data is a new skb at a reused address:
+ * leave it alone. */
+static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_ms)
 {
-  __u64 *head = bpf_map_lookup_elem(&st_skb_data, &data);
-  if (!head)
+  struct st_object *o = bpf_map_lookup_elem(&st_live, &head);
+  if (!o || !(o->size_flags & ST_OBJ_SKB_HEAD) || o->alloc_ms > data_alloc_ms)
     return;
-  __u64 h = *head;
-  bpf_map_delete_elem(&st_skb_data, &data);
-  if (end_object(h, ST_END_SKB_DATA))
-    bpf_map_delete_elem(&st_skb_holds, &h);
+  __u64 link = 0;
+  __u32 ms = 0;
+  end_object(head, ST_END_SKB_DATA, &link, &ms);
 }
 
 static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
 {
-  __u32 flags = end_object(ptr, reason);
+  __u64 link = 0;
+  __u32 alloc_ms = 0;
+  __u32 flags = end_object(ptr, reason, &link, &alloc_ms);
   if (!flags) {
     if (reason == ST_END_FREE)
       stat_add(ST_STAT_UNTRACKED_FREES, 1);
     return;
   }
-  if (flags & ST_OBJ_SKB_DATA)
-    end_linked_head(ptr);
-  if (flags & ST_OBJ_SKB_HEAD)
-    bpf_map_delete_elem(&st_skb_holds, &ptr);
+  if ((flags & ST_OBJ_SKB_DATA) && link)
+    end_linked_head(link, alloc_ms);
 }
 
-/* name: the cache's name in kernel memory, read only when a bucket is created. */
 static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
                                     const char *name, __u32 size)
 {
@@ -342,7 +362,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
 
   struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(cpu)};
   __u32 idx = 0;
-  struct st_bucket *b = bucket_for(&key, name, size, &idx);
+  struct st_bucket *b = bucket_for(cpu, &key, name, size, &idx);
   if (!b)
     return 0;
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
@@ -364,8 +384,9 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
       .stack_id = -1,
       .size_flags = (size & ST_OBJ_SIZE_MASK) | skb_flags,
       .alloc_ms = now_ms(),
+      .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
   };
-  if (capture_stacks) {
+  if (stack_sampled(ptr)) {
     long id = bpf_get_stackid(ctx, &st_stacks, 0);
     if (id < 0)
       stat_add(ST_STAT_STACK_ERRORS, 1);
@@ -385,13 +406,8 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   }
   c->tracked += 1;
   c->tracked_bytes += size;
-
-  if ((skb_flags & ST_OBJ_SKB_DATA) && sampled(pending)) {
-    if (bpf_map_update_elem(&st_skb_data, &ptr, &pending, BPF_ANY) == 0)
-      stat_add(ST_STAT_SKB_LINKS, 1);
-    else
-      stat_add(ST_STAT_LINK_FULL, 1);
-  }
+  if (obj.link)
+    stat_add(ST_STAT_SKB_LINKS, 1);
   return 0;
 }
 
@@ -420,14 +436,24 @@ static __always_inline __u64 kmalloc_key(__u64 bytes_alloc, __u64 gfp)
   return (kind << ST_KEY_KIND_SHIFT) | (bytes_alloc & 0xffffffffull);
 }
 
+/* Typed pointer arguments cannot be shifted (sampled() hashes them): read the
+ * raw argument as a number instead. */
+static __always_inline __u64 raw_arg(unsigned long long *ctx, int i)
+{
+  __u64 v = 0;
+  bpf_probe_read_kernel(&v, sizeof(v), &ctx[i]);
+  return v;
+}
+
 /* ---- tp_btf programs --------------------------------------------------- */
 
 SEC("tp_btf/kmem_cache_alloc")
 int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
              gfp_t gfp, int node)
 {
-  __u32 size = BPF_CORE_READ(s, object_size);
-  return on_alloc(ctx, call_site, (__u64)ptr, (__u64)s, BPF_CORE_READ(s, name), size);
+  /* Typed arguments: direct reads, no probe_read (they showed in the cost).
+   * The cache address is hashed, which a typed pointer may not be: take it raw. */
+  return on_alloc(ctx, call_site, (__u64)ptr, raw_arg(ctx, 2), s->name, s->object_size);
 }
 
 SEC("tp_btf/kmem_cache_free")
@@ -547,21 +573,22 @@ static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
   }
   if (!skb || !sampled(skb))
     return 0;
-  if (end_object(skb, ST_END_SKB_EVENT))
-    bpf_map_delete_elem(&st_skb_holds, &skb);
+  __u64 link = 0;
+  __u32 ms = 0;
+  end_object(skb, ST_END_SKB_EVENT, &link, &ms);
   return 0;
 }
 
 SEC("tp_btf/consume_skb")
 int BPF_PROG(st_btf_consume_skb, struct sk_buff *skb)
 {
-  return on_skb_end((__u64)skb, 0, 0);
+  return on_skb_end(raw_arg(ctx, 0), 0, 0);
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(st_btf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-  return on_skb_end((__u64)skb, (__u32)reason, 1);
+  return on_skb_end(raw_arg(ctx, 0), (__u32)reason, 1);
 }
 
 SEC("tracepoint/skb/consume_skb")
@@ -579,11 +606,12 @@ int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
   return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), reason, 1);
 }
 
-static __always_inline void remember_socket(const struct sock *sk)
+static __always_inline struct st_sock *socket_entry(const struct sock *sk)
 {
   __u64 key = (__u64)sk;
-  if (bpf_map_lookup_elem(&st_socks, &key))
-    return;
+  struct st_sock *known = bpf_map_lookup_elem(&st_socks, &key);
+  if (known)
+    return known;
   struct st_sock info = {};
   struct socket *sock = BPF_CORE_READ(sk, sk_socket);
   if (sock) {
@@ -596,45 +624,83 @@ static __always_inline void remember_socket(const struct sock *sk)
   info.family = BPF_CORE_READ(sk, __sk_common.skc_family);
   info.protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
   info.cgroup = sock_cgroup_id(sk);
-  bpf_map_update_elem(&st_socks, &key, &info, BPF_NOEXIST);
+  if (bpf_map_update_elem(&st_socks, &key, &info, BPF_NOEXIST) != 0 &&
+      !bpf_map_lookup_elem(&st_socks, &key)) {
+    stat_add(ST_STAT_SOCKS_FULL, 1);
+    return NULL;
+  }
+  return bpf_map_lookup_elem(&st_socks, &key);
 }
 
 /* sk_data_ready fires after skbs are queued on a socket: the queue's tail end
  * holds them, which ties each to the socket that now holds it (skb->sk cannot:
  * it is NULL on queued UDP skbs and the sender on unix ones). UDP on 6.17+
  * splices batches from per-NUMA producer queues and signals once per batch, so
- * walk back from the tail until an skb we already know. */
+ * walk back from the tail until an skb already tied to this socket. */
 #define ST_QUEUE_WALK 32
 static __always_inline int on_data_ready(const struct sock *sk)
 {
   if (!sk)
     return 0;
+  __u64 sk_addr = (__u64)sk;
   __u64 queue_head = (__u64)&sk->sk_receive_queue;
   struct sk_buff *skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
-  int remembered = 0;
+  struct st_sock *so = NULL;
   for (int i = 0; i < ST_QUEUE_WALK; i++) {
     __u64 addr = (__u64)skb;
     if (!addr || addr == queue_head)
       break;
     if (sampled(addr)) {
-      struct st_skb_hold *known = bpf_map_lookup_elem(&st_skb_holds, &addr);
-      if (known && known->sk == (__u64)sk)
-        break;
-      if (bpf_map_lookup_elem(&st_live, &addr)) {
-        struct st_skb_hold hold = {.sk = (__u64)sk, .truesize = BPF_CORE_READ(skb, truesize)};
-        if (bpf_map_update_elem(&st_skb_holds, &addr, &hold, BPF_ANY) != 0) {
-          stat_add(ST_STAT_HOLD_FULL, 1);
+      struct st_object *o = bpf_map_lookup_elem(&st_live, &addr);
+      if (o && (o->size_flags & ST_OBJ_SKB_HEAD)) {
+        if (o->link == sk_addr)
           break;
-        }
+        if (!so)
+          so = socket_entry(sk);
+        if (!so)
+          break;
+        if (o->link)
+          unqueue(o->link); /* moved from another socket's queue */
+        o->link = sk_addr;
+        __sync_fetch_and_add(&so->queued, 1);
+        so->last_truesize = BPF_CORE_READ(skb, truesize);
         stat_add(ST_STAT_QUEUED, 1);
-        remembered = 1;
       }
     }
     skb = BPF_CORE_READ(skb, prev);
   }
-  if (remembered)
-    remember_socket(sk);
   return 0;
+}
+
+/* Data copied to the reader: the skb has left the queue (it may still wait in
+ * a per-CPU defer list before it is freed), so its socket no longer holds it.
+ * A MSG_PEEK or a partial TCP read leaves it queued; the next sk_data_ready
+ * walk ties such skbs to their socket again only if they are at the tail, so
+ * a peeking reader can hide a few: the kernel's queue accounting is beside
+ * every holder to catch that. */
+static __always_inline int on_read(__u64 skb)
+{
+  if (!skb || !sampled(skb))
+    return 0;
+  struct st_object *o = bpf_map_lookup_elem(&st_live, &skb);
+  if (o && (o->size_flags & ST_OBJ_SKB_HEAD) && o->link) {
+    __u64 sk = o->link;
+    o->link = 0;
+    unqueue(sk);
+  }
+  return 0;
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(st_btf_skb_read, const struct sk_buff *skb)
+{
+  return on_read(raw_arg(ctx, 0));
+}
+
+SEC("tracepoint/skb/skb_copy_datagram_iovec")
+int st_tp_skb_read(struct trace_event_raw_skb_copy_datagram_iovec *ctx)
+{
+  return on_read((__u64)BPF_CORE_READ(ctx, skbaddr));
 }
 
 SEC("tp_btf/sk_data_ready")

@@ -15,6 +15,8 @@
 #define ST_MAX_DROP_REASONS 256
 #define ST_MAX_SKB_RANGES 4
 #define ST_MAX_IGNORE_RANGES 4
+#define ST_STACK_ALL 0       /* stack_shift: a stack for every tracked object */
+#define ST_STACK_NONE 255
 
 /* kmalloc objects carry no cache pointer: their "cache key" encodes the kind
  * and the slab size. Kernel pointers have their top 16 bits set, so these small
@@ -69,16 +71,18 @@ struct st_counters {
   __u64 ended_bytes;
 };
 
-/* Value of the live-object map, keyed by object address. Kept at 16 bytes:
- * with millions of live objects every byte here is megabytes of kernel memory. */
+/* Value of the live-object map, keyed by object address. Kept small: with
+ * millions of live objects every byte here is megabytes of kernel memory. The
+ * skb relations live here too, so that an sk_buff costs no extra map entries. */
 #define ST_OBJ_SKB_HEAD (1u << 31)
 #define ST_OBJ_SKB_DATA (1u << 30)
 #define ST_OBJ_SIZE_MASK ((1u << 30) - 1)
 struct st_object {
   __u32 bucket;
-  __s32 stack_id;    /* negative: no stack (not captured, or capture failed) */
+  __s32 stack_id;    /* negative: no stack (not sampled, or capture failed) */
   __u32 size_flags;  /* object size | ST_OBJ_* */
   __u32 alloc_ms;    /* milliseconds since the tracer started */
+  __u64 link;        /* skb data: its head; skb head: the socket holding it; else 0 */
 };
 
 /* A socket that had sk_buffs queued while we watched. */
@@ -86,17 +90,13 @@ struct st_sock {
   __u64 inode;       /* socket inode, as in /proc/PID/fd "socket:[N]" */
   __u64 netns;       /* network namespace inode */
   __u64 cgroup;      /* sk_cgrp_data cgroup-v2 id: the socket's creator */
+  __s64 queued;      /* tracked skb heads on its queue now (atomic) */
   __u16 family;
   __u16 protocol;
   __u16 type;
   __u16 pad;
-};
-
-/* An skb head last seen at the tail of a socket's receive queue. */
-struct st_skb_hold {
-  __u64 sk;
-  __u32 truesize;
-  __u32 pad;
+  __u32 last_truesize; /* truesize of the last skb queued: estimates bytes */
+  __u32 pad2;
 };
 
 /* Global health counters, per CPU. */
@@ -109,10 +109,9 @@ enum st_stat {
   ST_STAT_STACK_ERRORS,      /* bpf_get_stackid failed (stack map full, ...) */
   ST_STAT_MISSED_FREES,      /* = ended[ST_END_REUSED] summed */
   ST_STAT_UNTRACKED_FREES,   /* frees of addresses we never saw allocated */
-  ST_STAT_SKB_LINKS,         /* skb heads paired with their data buffer */
-  ST_STAT_LINK_FULL,         /* no room to pair a head with its data */
+  ST_STAT_SKB_LINKS,         /* skb data buffers paired with their head */
   ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
-  ST_STAT_HOLD_FULL,         /* no room to remember a queued skb */
+  ST_STAT_SOCKS_FULL,        /* no room to remember a socket */
   ST_STAT_SOFTIRQ_ALLOCS,
   ST_STAT_HARDIRQ_ALLOCS,
   ST_STAT_BUSY,              /* map update refused as re-entrant (EBUSY) */
@@ -128,9 +127,19 @@ struct st_stats {
 #define ST_CTX_TASK 0
 #define ST_CTX_SOFTIRQ 1
 #define ST_CTX_HARDIRQ 2
+#define ST_BUCKET_CACHE 4
+struct st_bucket_cache_entry {
+  __u64 cache;
+  __u64 cgroup;
+  __u32 idx;  /* bucket index + 1; 0: empty */
+  __u32 pad;
+};
 struct st_cpu_state {
   __u32 softirq_depth;
   __u32 hardirq_depth;
+  /* Recently used buckets: the hash lookup of (cache, cgroup) is the largest
+   * fixed cost of an event, and a CPU allocates from few buckets at a time. */
+  struct st_bucket_cache_entry recent[ST_BUCKET_CACHE];
   /* skb head just allocated in __alloc_skb, awaiting its data; one per
    * context, since an interrupt may allocate its own skb in between. */
   __u64 pending_head[3];

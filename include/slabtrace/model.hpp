@@ -11,6 +11,7 @@
 
 #include "slabtrace/bpf_shared.h"
 #include "slabtrace/cgroups.hpp"
+#include "slabtrace/k8s_names.hpp"
 #include "slabtrace/procfs.hpp"
 
 namespace slabtrace::model {
@@ -112,6 +113,7 @@ struct CgroupReport {
   std::uint64_t id = 0;
   std::string path;  // relative to the cgroup2 mount, "[softirq]" for interrupts
   cgroups::ContainerInfo container;
+  k8s::Workload workload;  // pod, namespace, container names from the kubelet's logs
   std::uint64_t outstanding = 0;
   std::uint64_t outstanding_bytes = 0;
   std::map<std::string, std::uint64_t> by_cache;
@@ -140,6 +142,7 @@ struct SkbHolder {
   std::string comm;
   std::uint64_t cgroup_id = 0;  // of the owning process
   std::string cgroup_path;
+  k8s::Workload workload;
   std::uint64_t queued_skbs = 0;
   std::uint64_t queued_bytes = 0;
   std::optional<std::uint64_t> kernel_queued_skbs;   // the socket's own accounting
@@ -153,12 +156,19 @@ struct SkbAllocator {
   std::uint64_t heads = 0;
 };
 
+struct SkbDataCache {
+  std::string cache;                 // "kmalloc-1k"
+  std::uint64_t data_buffers = 0;    // outstanding skb data buffers in it
+  std::uint64_t with_live_head = 0;  // of which their head is outstanding too
+};
+
 struct SkbReport {
   std::uint64_t outstanding_heads = 0;
   std::uint64_t outstanding_data = 0;
   std::uint64_t outstanding_bytes = 0;  // heads + data
   std::vector<SkbHolder> holders;
   std::vector<SkbAllocator> allocators;
+  std::vector<SkbDataCache> data_caches;
   std::vector<std::pair<std::string, std::uint64_t>> drops;  // reason, count
 };
 
@@ -168,8 +178,7 @@ struct Lost {
   std::uint64_t missed_frees = 0;
   std::uint64_t buckets_full = 0;
   std::uint64_t busy = 0;
-  std::uint64_t link_full = 0;
-  std::uint64_t hold_full = 0;
+  std::uint64_t socks_full = 0;
 };
 
 struct ProgramCost {
@@ -182,6 +191,7 @@ struct Report {
   std::string kernel;
   double duration_s = 0;
   std::uint64_t sample_rate = 1;
+  std::uint64_t stack_sample_rate = 1;  // 0: no stacks
   std::string attach_mode;
   std::vector<CacheReport> caches;
   std::vector<CgroupReport> cgroups;

@@ -4,13 +4,17 @@
 // Commands build one, wait, and ask it for snapshots or the final report.
 #include <chrono>
 #include <cstdint>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "slabtrace/cgroups.hpp"
+#include "slabtrace/k8s_names.hpp"
 #include "slabtrace/model.hpp"
 #include "slabtrace/procfs.hpp"
 #include "slabtrace/slab_aliases.hpp"
@@ -25,11 +29,16 @@ struct SessionOptions {
   std::string cgroup_filter;        // --cgroup PATH: that subtree only
   double min_age_s = 0;             // --min-age: only objects at least this old
   std::size_t top = 10;             // stacks in the report
+  bool measure_cost = true;         // kernel bpf_stats on a 10% duty cycle
+  k8s::LogDirs kubelet_logs;        // pod and container names
 };
+
+class CostSampler;
 
 class Session {
  public:
   explicit Session(SessionOptions options);
+  ~Session();
 
   model::Snapshot snapshot();
   // Reads the whole live set once; call at the end of a recording.
@@ -37,8 +46,16 @@ class Session {
 
   double elapsed_s() const;
   std::uint64_t scale() const { return std::uint64_t(1) << options_.tracer.sample_shift; }
+  // Tracked objects each stack sample stands for (1 when every object has one).
+  std::uint64_t stack_scale() const {
+    auto shift = options_.tracer.stack_shift;
+    return shift == ST_STACK_NONE ? 1 : std::uint64_t(1) << shift;
+  }
   std::string cgroup_path(std::uint64_t cgroup_id);
   bool cgroup_selected(std::uint64_t cgroup_id);
+  // Pod, namespace and container of a cgroup path, where the node's kubelet
+  // logs name them (empty fields otherwise).
+  k8s::Workload workload_of(const std::string& cgroup_path);
   const SessionOptions& options() const { return options_; }
   bpf::Tracer& tracer() { return *tracer_; }
   const symbols::KernelSymbols& symbols() const { return symbols_; }
@@ -55,6 +72,8 @@ class Session {
   std::unique_ptr<bpf::Tracer> tracer_;
   std::chrono::steady_clock::time_point started_;
   std::unordered_map<std::uint64_t, std::string> path_cache_;
+  k8s::PodNames pod_names_;
+  std::unique_ptr<CostSampler> cost_sampler_;  // declared last: stops before the tracer goes
 };
 
 // Trims the frames that belong to tracing itself (BPF, tracepoint glue) from

@@ -33,7 +33,7 @@ struct AddrRange {
 struct TracerOptions {
   AttachMode attach_mode = AttachMode::Auto;
   std::uint32_t sample_shift = 0;        // track 1 in 2^shift addresses
-  bool capture_stacks = true;
+  std::uint32_t stack_shift = 0;         // stacks for 1 in 2^shift tracked objects; ST_STACK_NONE: none
   std::uint32_t max_objects = 1u << 21;  // live-object map size
   std::string btf_path;                  // custom vmlinux BTF, for kernels without /sys/kernel/btf
   // --cache filters: names (kmem caches) and kmalloc keys (see bpf_shared.h).
@@ -80,7 +80,11 @@ class Tracer {
   // Calls fn for every live object; batches through the map without copying it whole.
   void for_each_live(const std::function<void(const LiveObject&)>& fn) const;
   std::vector<std::uint64_t> stack(std::int32_t stack_id) const;  // innermost first
-  std::vector<std::pair<std::uint64_t, st_skb_hold>> skb_holds() const;
+  // Sockets that had skbs queued, with how many tracked heads they hold now.
+  std::vector<std::pair<std::uint64_t, st_sock>> sockets() const;
+  // Turns the kernel's per-program run-time statistics on or off (they cost
+  // every BPF program on the node a clock read per run).
+  void measure_cost(bool on);
   std::optional<st_sock> socket(std::uint64_t sk) const;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const;  // reason, count
   std::vector<ProgramCost> program_costs() const;

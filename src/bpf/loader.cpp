@@ -19,12 +19,11 @@
 #include "slabtrace/tracer.hpp"
 
 // The contract header is shared with BPF: catch layout drift at compile time.
-static_assert(sizeof(st_object) == 16, "live-object value must stay 16 bytes");
+static_assert(sizeof(st_object) == 24, "live-object value: every byte is megabytes at scale");
 static_assert(sizeof(st_bucket_key) == 16);
 static_assert(sizeof(st_bucket) == 56);
 static_assert(sizeof(st_counters) == 9 * 8);
-static_assert(sizeof(st_sock) == 32);
-static_assert(sizeof(st_skb_hold) == 16);
+static_assert(sizeof(st_sock) == 48);
 static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);
 
 namespace slabtrace::bpf {
@@ -160,9 +159,6 @@ Tracer::Tracer(const TracerOptions& options) {
     missing_optional_.clear();
     open_and_load(options, AttachMode::Tracepoint);
   }
-  // Run-time statistics for our own cost report, held only while we run (no
-  // sysctl change left behind).
-  stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
 }
 
 void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
@@ -188,7 +184,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
 
   auto* ro = skel_->rodata;
   ro->sample_shift = options.sample_shift;
-  ro->capture_stacks = options.capture_stacks ? 1 : 0;
+  ro->stack_shift = options.stack_shift;
   start_ns_ = monotonic_ns();
   ro->start_ns = start_ns_;
   if (options.cache_names.size() + options.cache_keys.size() > ST_MAX_CACHE_FILTERS)
@@ -211,8 +207,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   ro->skb_clone_range.start = options.skb_clone_range.start;
   ro->skb_clone_range.end = options.skb_clone_range.end;
 
-  for (bpf_map* map : {skel_->maps.st_live, skel_->maps.st_skb_data, skel_->maps.st_skb_holds})
-    bpf_map__set_max_entries(map, options.max_objects);
+  bpf_map__set_max_entries(skel_->maps.st_live, options.max_objects);
 
   if (int err = slabtrace_bpf__load(skel_.get()); err) {
     std::string why = last_libbpf_line();
@@ -330,11 +325,19 @@ std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
   return frames;
 }
 
-std::vector<std::pair<std::uint64_t, st_skb_hold>> Tracer::skb_holds() const {
-  std::vector<std::pair<std::uint64_t, st_skb_hold>> out;
-  walk_hash<std::uint64_t, st_skb_hold>(bpf_map__fd(skel_->maps.st_skb_holds),
-                                        [&](std::uint64_t skb, const st_skb_hold& h) { out.emplace_back(skb, h); });
+std::vector<std::pair<std::uint64_t, st_sock>> Tracer::sockets() const {
+  std::vector<std::pair<std::uint64_t, st_sock>> out;
+  walk_hash<std::uint64_t, st_sock>(bpf_map__fd(skel_->maps.st_socks),
+                                    [&](std::uint64_t sk, const st_sock& s) { out.emplace_back(sk, s); });
   return out;
+}
+
+void Tracer::measure_cost(bool on) {
+  if (on && stats_fd_ < 0) stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (!on && stats_fd_ >= 0) {
+    close(stats_fd_);
+    stats_fd_ = -1;
+  }
 }
 
 std::optional<st_sock> Tracer::socket(std::uint64_t sk) const {

@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "slabtrace/commands.hpp"
+#include <fmt/format.h>
+
 #include "slabtrace/error.hpp"
 
 namespace slabtrace::commands {
@@ -35,16 +37,27 @@ bool wait_for(double seconds) {
   return false;
 }
 
+namespace {
+
+// Address-hash sampling halves the set per step, so rates are powers of two.
+std::uint32_t power_of_two_shift(std::uint32_t n, const char* option) {
+  if (n == 0 || (n & (n - 1)) != 0)
+    throw UserError(fmt::format("{} must be a power of two (1, 2, 4, ... 65536): address-hash sampling halves the set per step", option));
+  std::uint32_t shift = 0;
+  while ((1u << shift) < n) ++shift;
+  if (shift > 16) throw UserError(fmt::format("{} above 65536 leaves too few objects to estimate from", option));
+  return shift;
+}
+
+}  // namespace
+
 SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   SessionOptions o;
   o.tracer.attach_mode = bpf::parse_attach_mode(c.attach_mode);
-  if (c.sample == 0 || (c.sample & (c.sample - 1)) != 0)
-    throw UserError("--sample must be a power of two (1, 2, 4, ... 65536): address-hash sampling halves the set per step");
-  std::uint32_t shift = 0;
-  while ((1u << shift) < c.sample) ++shift;
-  if (shift > 16) throw UserError("--sample above 65536 leaves too few objects to estimate from");
-  o.tracer.sample_shift = shift;
-  o.tracer.capture_stacks = !c.no_stacks;
+  o.tracer.sample_shift = power_of_two_shift(c.sample, "--sample");
+  o.tracer.stack_shift = c.no_stacks ? ST_STACK_NONE : power_of_two_shift(c.stack_sample, "--stack-sample");
+  o.measure_cost = c.measure_cost;
+  o.kubelet_logs = {c.pods_dir, c.containers_dir};
   o.tracer.max_objects = c.max_objects;
   o.tracer.btf_path = c.btf_path;
   o.tracer.verbose = c.verbose;

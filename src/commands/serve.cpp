@@ -81,7 +81,7 @@ class MetricsGatherer {
  public:
   MetricsGatherer(Session& session, const ServeOptions& options)
       : session_(session),
-        names_(k8s::LogDirs{options.pods_dir, options.containers_dir}),
+        names_(k8s::LogDirs{options.common.pods_dir, options.common.containers_dir}),
         kernel_(kernel_release()) {}
 
   prometheus::Metrics gather() {
@@ -138,11 +138,14 @@ class MetricsGatherer {
 
   // The sockets whose receive queues hold live sk_buffs, and who owns them.
   std::vector<prometheus::SkbHolderFigures> skb_holders() {
+    // BPF keeps a queued count per socket, so this never walks the live set;
+    // bytes are estimated from the last queued skb's truesize.
     std::unordered_map<std::uint64_t, prometheus::SkbHolderFigures> by_sock;
-    for (const auto& [skb, hold] : session_.tracer().skb_holds()) {
-      auto& h = by_sock[hold.sk];
-      h.queued_objects += session_.scale();
-      h.queued_bytes += std::uint64_t(hold.truesize) * session_.scale();
+    for (const auto& [sk, info] : session_.tracer().sockets()) {
+      if (info.queued <= 0) continue;
+      auto& h = by_sock[sk];
+      h.queued_objects = std::uint64_t(info.queued) * session_.scale();
+      h.queued_bytes = h.queued_objects * info.last_truesize;
     }
     spdlog::debug("skb holds: {} sockets", by_sock.size());
     if (by_sock.empty()) return {};
@@ -183,8 +186,7 @@ class MetricsGatherer {
     st_stats st = tracer.stats();
     h.lost = {{"map_full", st.v[ST_STAT_MAP_FULL]},       {"buckets_full", st.v[ST_STAT_BUCKETS_FULL]},
               {"stack_errors", st.v[ST_STAT_STACK_ERRORS]}, {"missed_frees", st.v[ST_STAT_MISSED_FREES]},
-              {"busy", st.v[ST_STAT_BUSY]},                 {"link_full", st.v[ST_STAT_LINK_FULL]},
-              {"hold_full", st.v[ST_STAT_HOLD_FULL]}};
+              {"busy", st.v[ST_STAT_BUSY]},                 {"socks_full", st.v[ST_STAT_SOCKS_FULL]}};
     // Tracked minus ended is what sits in the live map; counting it from the
     // bucket counters spares a walk over up to millions of entries.
     for (const auto& b : now.buckets) h.live_map_entries += b.counts.outstanding();

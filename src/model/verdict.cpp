@@ -29,6 +29,7 @@ std::string who(const SkbHolder& h) {
   std::string s = fmt::format("{} socket inode {}", proto, h.socket_inode);
   if (h.pid) s += fmt::format(" of pid {} ({})", *h.pid, h.comm);
   if (!h.cgroup_path.empty()) s += fmt::format(" in cgroup {}", h.cgroup_path);
+  if (h.workload.known()) s += fmt::format(" (pod {}/{})", h.workload.pod_namespace, h.workload.pod);
   return s;
 }
 
@@ -61,7 +62,8 @@ std::string skb_leak_line(const Report& r) {
   if (!skb.allocators.empty()) {
     const auto& a = skb.allocators.front();
     std::uint64_t pct = skb.outstanding_heads ? a.heads * 100 / skb.outstanding_heads : 0;
-    line += fmt::format(" allocated by cgroup {} via {}", a.cgroup_path, a.via);
+    line += fmt::format(" allocated by cgroup {}", a.cgroup_path);
+    if (!a.via.empty()) line += " via " + a.via;
     if (pct < 95) line += fmt::format(" ({}%)", pct);
   }
   if (!skb.holders.empty()) {
@@ -82,7 +84,10 @@ std::string top_cgroup_line(const Report& r) {
   if (g.outstanding < kLeakFloor) return {};
   std::string line = fmt::format("{}% of outstanding bytes ({}) allocated by {}", g.outstanding_bytes * 100 / total,
                                  human_bytes(g.outstanding_bytes), g.path);
-  if (g.container.container_id)
+  if (g.workload.known())
+    line += fmt::format(" (pod {}/{}{})", g.workload.pod_namespace, g.workload.pod,
+                        g.workload.container.empty() ? "" : ", container " + g.workload.container);
+  else if (g.container.container_id)
     line += fmt::format(" (container {})", g.container.container_id->substr(0, 12));
   return line;
 }
@@ -107,7 +112,7 @@ std::string cost_line(const Report& r) {
     ns += c.ns_per_event * double(c.events);
   }
   if (!events) return {};
-  return fmt::format("slabtrace's own cost: {:.0f} ns per traced event over {} events (kernel bpf_stats)",
+  return fmt::format("slabtrace's own cost: {:.0f} ns per traced event (kernel bpf_stats over {} sampled events)",
                      ns / double(events), group_thousands(events));
 }
 

@@ -10,6 +10,7 @@ using nlohmann::json;
 namespace {
 
 json nullable(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+json nullable(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
 const char* end_reason_name(std::size_t i) {
   switch (i) {
@@ -55,7 +56,7 @@ json stack_json(const model::StackReport& s) {
 }
 
 json holder_json(const model::SkbHolder& h) {
-  return {{"pid", h.pid ? json(*h.pid) : json(nullptr)},
+  json j = {{"pid", h.pid ? json(*h.pid) : json(nullptr)},
           {"comm", h.comm},
           {"cgroup_id", h.cgroup_id},
           {"cgroup_path", h.cgroup_path},
@@ -68,6 +69,8 @@ json holder_json(const model::SkbHolder& h) {
           {"queued_bytes", h.queued_bytes},
           {"kernel_queued_skbs", h.kernel_queued_skbs ? json(*h.kernel_queued_skbs) : json(nullptr)},
           {"kernel_queued_bytes", h.kernel_queued_bytes ? json(*h.kernel_queued_bytes) : json(nullptr)}};
+  add_workload_fields(j, h.workload);
+  return j;
 }
 
 }  // namespace
@@ -75,15 +78,18 @@ json holder_json(const model::SkbHolder& h) {
 json report_json(const model::Report& r) {
   json caches = json::array(), cgroups = json::array(), stacks = json::array();
   for (const auto& c : r.caches) caches.push_back(cache_json(c));
-  for (const auto& g : r.cgroups)
-    cgroups.push_back({{"id", g.id},
+  for (const auto& g : r.cgroups) {
+    json entry = {{"id", g.id},
                        {"path", g.path},
                        {"container_id", nullable(g.container.container_id)},
                        {"pod_uid", nullable(g.container.pod_uid)},
                        {"runtime", g.container.runtime},
                        {"outstanding", g.outstanding},
                        {"outstanding_bytes", g.outstanding_bytes},
-                       {"by_cache", g.by_cache}});
+                       {"by_cache", g.by_cache}};
+    add_workload_fields(entry, g.workload);
+    cgroups.push_back(std::move(entry));
+  }
   for (const auto& s : r.stacks) stacks.push_back(stack_json(s));
 
   json holders = json::array(), allocators = json::array(), drops = json::object();
@@ -91,6 +97,12 @@ json report_json(const model::Report& r) {
   for (const auto& a : r.skb.allocators)
     allocators.push_back({{"cgroup_id", a.cgroup_id}, {"cgroup_path", a.cgroup_path}, {"via", a.via}, {"heads", a.heads}});
   for (const auto& [reason, n] : r.skb.drops) drops[reason] = n;
+  json data_caches = json::array();
+  for (const auto& d : r.skb.data_caches) {
+    double ratio = d.data_buffers ? double(d.with_live_head) / double(d.data_buffers) : 0.0;
+    data_caches.push_back({{"cache", d.cache}, {"data_buffers", d.data_buffers}, {"with_live_head", d.with_live_head},
+                           {"head_ratio", ratio}});
+  }
 
   json costs = json::array();
   for (const auto& c : r.costs) costs.push_back({{"program", c.name}, {"events", c.events}, {"ns_per_event", c.ns_per_event}});
@@ -99,6 +111,7 @@ json report_json(const model::Report& r) {
           {"kernel", r.kernel},
           {"duration_s", r.duration_s},
           {"sample_rate", r.sample_rate},
+          {"stack_sample_rate", r.stack_sample_rate},
           {"attach_mode", r.attach_mode},
           {"verdicts", r.verdicts},
           {"notes", r.notes},
@@ -111,6 +124,7 @@ json report_json(const model::Report& r) {
             {"outstanding_bytes", r.skb.outstanding_bytes},
             {"holders", holders},
             {"allocators", allocators},
+            {"data_caches", data_caches},
             {"drops", drops}}},
           {"lost",
            {{"map_full", r.lost.map_full},
@@ -118,8 +132,7 @@ json report_json(const model::Report& r) {
             {"missed_frees", r.lost.missed_frees},
             {"buckets_full", r.lost.buckets_full},
             {"busy", r.lost.busy},
-            {"link_full", r.lost.link_full},
-            {"hold_full", r.lost.hold_full}}},
+            {"socks_full", r.lost.socks_full}}},
           {"live_objects", r.live_objects},
           {"live_capacity", r.live_capacity},
           {"cost", costs}};
@@ -138,7 +151,7 @@ json stream_line(const model::GroupRate& g, const StreamContext& ctx) {
                        {"outstanding_bytes", rate.outstanding_bytes},
                        {"growth_per_s", rate.growth_per_s},
                        {"allocs_per_s", rate.allocs_per_s}};
-  return {{"schema", kStreamSchema},
+  json line = {{"schema", kStreamSchema},
           {"ts", ctx.timestamp},
           {"interval_s", ctx.interval_s},
           {"cgroup_id", g.cgroup_id},
@@ -150,6 +163,21 @@ json stream_line(const model::GroupRate& g, const StreamContext& ctx) {
           {"growth_per_s", g.total.growth_per_s},
           {"allocs_per_s", g.total.allocs_per_s},
           {"by_cache", by_cache}};
+  add_workload_fields(line, ctx.workload);
+  return line;
+}
+
+void add_workload_fields(json& into, const k8s::Workload& w) {
+  into["namespace"] = nullable(w.pod_namespace);
+  into["pod"] = nullable(w.pod);
+  into["container"] = nullable(w.container);
+}
+
+std::string workload_label(const k8s::Workload& w) {
+  if (!w.known()) return {};
+  std::string s = w.pod_namespace + "/" + w.pod;
+  if (!w.container.empty()) s += " (container " + w.container + ")";
+  return s;
 }
 
 std::string utc_timestamp() {
