@@ -18,6 +18,13 @@ struct CommonOptions {
   std::string cgroup;
   double min_age_s = 0;
   bool no_stacks = false;
+  // A stack for 1 in N tracked objects: stack capture is most of the cost
+  // (measured ~2.5 us of ~2.9 us per allocation), and 1 in 16 still names the
+  // paths that matter, with per-stack counts scaled.
+  std::uint32_t stack_sample = 16;
+  bool measure_cost = true;        // kernel run-time stats, on 10% of the time
+  std::string pods_dir = "/var/log/pods";
+  std::string containers_dir = "/var/log/containers";
   bool verbose = false;
 };
 // Throws UserError for values the tracer cannot take (--sample not a power of two).
@@ -46,8 +53,8 @@ struct TopOptions {
   CommonOptions common;
   double interval_s = 2;
   double duration_s = 0;
-  std::string sort = "growth";
-  std::size_t rows = 8;
+  std::string sort = "growth";  // outstanding, growth or allocs
+  std::size_t rows = 0;         // per table; 0: fit the terminal (8 when piped)
 };
 int top(const TopOptions& options);
 
@@ -64,8 +71,6 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:9464";  // HOST:PORT; localhost unless told otherwise
   double interval_s = 5;
   std::size_t top_cgroups = 20;
-  std::string pods_dir = "/var/log/pods";
-  std::string containers_dir = "/var/log/containers";
 };
 // Prometheus exporter: /metrics and /healthz until SIGINT/SIGTERM.
 int serve(const ServeOptions& options);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "slabtrace/cgroups.hpp"
+#include "slabtrace/k8s_names.hpp"
 #include "slabtrace/model.hpp"
 
 namespace slabtrace::output {
@@ -28,7 +29,12 @@ struct StreamContext {
   double interval_s = 0;
   std::string path;
   cgroups::ContainerInfo container;
+  k8s::Workload workload;
 };
+// "namespace", "pod", "container" fields (null where unknown) added to `into`.
+void add_workload_fields(nlohmann::json& into, const k8s::Workload& workload);
+// "payments/udp-sink-7f9c (container sink)" or "" when not a pod.
+std::string workload_label(const k8s::Workload& workload);
 nlohmann::json stream_line(const model::GroupRate& cgroup, const StreamContext& ctx);
 
 std::string utc_timestamp();  // now, "2026-11-22T10:00:01Z"

@@ -23,6 +23,12 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
   cmd->add_option("--cgroup", o.cgroup, "only this cgroup subtree (path relative to the cgroup2 mount)");
   cmd->add_option("--min-age", o.min_age_s, "only objects at least this many seconds old")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-stacks", o.no_stacks, "do not capture kernel stacks (cheaper)");
+  cmd->add_option("--stack-sample", o.stack_sample,
+                   "capture the stack of 1 in N tracked objects (power of two; per-stack counts scaled)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--pods-dir", o.pods_dir, "kubelet's pod log directory (pod names)");
+  cmd->add_option("--containers-dir", o.containers_dir, "kubelet's container log directory (container names)");
+  cmd->add_flag("!--no-cost", o.measure_cost, "do not measure slabtrace's own cost (kernel bpf_stats)");
 }
 
 }  // namespace
@@ -66,13 +72,13 @@ int main(int argc, char** argv) {
   str->add_option("-f,--format", stream.format, "ndjson")->check(CLI::IsMember({"ndjson"}));
 
   commands::TopOptions top;
-  auto* tp = app.add_subcommand("top", "live view of caches and cgroups by growth");
+  auto* tp = app.add_subcommand("top", "live view of node kernel memory, caches and cgroups by growth (keys: q o g a c space)");
   add_tracer_options(tp, top.common);
   tp->add_option("-i,--interval", top.interval_s, "seconds between refreshes")->check(CLI::PositiveNumber);
   tp->add_option("-d,--duration", top.duration_s, "stop after this many seconds (default: until q or Ctrl-C)");
   tp->add_option("--sort", top.sort, "outstanding, growth or allocs")
       ->check(CLI::IsMember({"outstanding", "growth", "allocs"}));
-  tp->add_option("-n,--rows", top.rows, "rows per table");
+  tp->add_option("-n,--rows", top.rows, "rows per table at most (default: as many as fit the terminal; 8 when piped)");
 
   commands::CheckOptions check;
   auto* chk = app.add_subcommand("check", "compare slabtrace's outstanding counts with /proc/slabinfo, per cache");
@@ -87,8 +93,6 @@ int main(int argc, char** argv) {
   srv->add_option("--listen", serve.listen, "HOST:PORT to serve on (default localhost only; 0.0.0.0:9464 in a pod)");
   srv->add_option("-i,--interval", serve.interval_s, "seconds between readings of the BPF maps")->check(CLI::PositiveNumber);
   srv->add_option("--top-cgroups", serve.top_cgroups, "cgroups with series of their own; the rest are summed as cgroup=\"other\"");
-  srv->add_option("--pods-dir", serve.pods_dir, "the kubelet's pod log directory (pod names and namespaces)");
-  srv->add_option("--containers-dir", serve.containers_dir, "the kubelet's container log directory (container names)");
 
   commands::DoctorOptions doctor;
   auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root, no BPF): PSI, meminfo, slabs, swap, load");

@@ -59,7 +59,10 @@ void write_report_text(const model::Report& r, std::ostream& out) {
   out << "\nCgroups\n";
   for (const auto& g : r.cgroups) {
     out << fmt::format("  {:>12} {:>10}  {}", group_thousands(g.outstanding), human_bytes(g.outstanding_bytes), g.path);
-    if (g.container.container_id) out << fmt::format("  [{} {}]", g.container.runtime, g.container.container_id->substr(0, 12));
+    if (g.workload.known())
+      out << "  [pod " << workload_label(g.workload) << "]";
+    else if (g.container.container_id)
+      out << fmt::format("  [{} {}]", g.container.runtime, g.container.container_id->substr(0, 12));
     out << "\n";
     std::vector<std::pair<std::string, std::uint64_t>> by(g.by_cache.begin(), g.by_cache.end());
     std::sort(by.begin(), by.end(), [](auto& a, auto& b) { return a.second > b.second; });
@@ -73,11 +76,16 @@ void write_report_text(const model::Report& r, std::ostream& out) {
     out << fmt::format("  outstanding heads {}, data buffers {}, {} in all\n", group_thousands(r.skb.outstanding_heads),
                        group_thousands(r.skb.outstanding_data), human_bytes(r.skb.outstanding_bytes));
     for (const auto& a : r.skb.allocators)
-      out << fmt::format("  allocated: {:>10} by {} via {}\n", group_thousands(a.heads), a.cgroup_path, a.via);
+      out << fmt::format("  allocated: {:>10} by {}{}\n", group_thousands(a.heads), a.cgroup_path,
+                         a.via.empty() ? "" : " via " + a.via);
+    for (const auto& d : r.skb.data_caches)
+      out << fmt::format("  data:      {:>10} in {}, {} of them with their head still live\n",
+                         group_thousands(d.data_buffers), d.cache, group_thousands(d.with_live_head));
     for (const auto& h : r.skb.holders) {
       out << fmt::format("  held:      {:>10} ({}) in {} socket inode {}", group_thousands(h.queued_skbs),
                          human_bytes(h.queued_bytes), h.protocol, h.socket_inode);
       if (h.pid) out << fmt::format(" of pid {} ({}) in {}", *h.pid, h.comm, h.cgroup_path);
+      if (h.workload.known()) out << " [pod " << workload_label(h.workload) << "]";
       out << fmt::format(", netns {}", h.netns);
       if (h.kernel_queued_bytes) out << fmt::format("; kernel says {} queued", human_bytes(*h.kernel_queued_bytes));
       out << "\n";

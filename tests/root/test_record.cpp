@@ -45,7 +45,8 @@ TEST_CASE("record attributes a UDP sk_buff leak to the sender's cgroup and the h
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);
-  auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
+  // Every stack, so the per-stack count is exact rather than estimated.
+  auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json", "--stack-sample", "1"});
   udp_send(sender_cg, holder.port, 20000);
   json report = finish_json(*tracer);
   holder.exit();
@@ -228,4 +229,43 @@ TEST_CASE("the classic tracepoint fallback gives the same answer", "[root][recor
   CHECK(cache_outstanding(*sender, "kmalloc-1k") >= 19000);
   REQUIRE(!report["skb"]["holders"].empty());
   CHECK(report["skb"]["holders"][0]["pid"] == holder.child->pid());
+}
+
+TEST_CASE("record names the pod, namespace and container from the kubelet's logs", "[root][record][k8s]") {
+  REQUIRE_ROOT_OR_SKIP();
+  // A cgroup laid out as containerd + the systemd driver lay out a pod's
+  // container, under the test's own cgroup, and the kubelet's log files for it.
+  const std::string id = "3f2a9c4e6b1d4e8fa2c57d9b0e1f3a6c3f2a9c4e6b1d4e8fa2c57d9b0e1f3a6c";
+  const std::string uid = "b47edbfb-5e13-4dc1-8dcb-cfe89e625385";
+  TestCgroup pod_cg("pod");
+  std::string scope = pod_cg.dir() + "/kubepods-besteffort-pod" + std::string("b47edbfb_5e13_4dc1_8dcb_cfe89e625385") +
+                      ".slice";
+  std::string container_dir = scope + "/cri-containerd-" + id + ".scope";
+  std::filesystem::create_directories(container_dir);
+  std::string logs = "/tmp/slabtrace-test-kubelet-" + std::to_string(getpid());
+  std::filesystem::create_directories(logs + "/pods/payments_udp-sink-7f9c_" + uid + "/sink");
+  std::filesystem::create_directories(logs + "/containers");
+  std::ofstream(logs + "/containers/udp-sink-7f9c_payments_sink-" + id + ".log").put('\n');
+
+  TestCgroup holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"record", "--duration", "3", "--format", "json", "--pods-dir", logs + "/pods",
+                                 "--containers-dir", logs + "/containers"});
+  Child sender({workload_bin(), "udp-send", "--cgroup", container_dir, "--port", std::to_string(holder.port), "--count",
+                "5000"});
+  REQUIRE(sender.finish(60) == 0);
+  json report = finish_json(*tracer);
+  holder.exit();
+
+  std::string rel = container_dir.substr(cgroup2_mount().size());
+  const json* cg = find_by(report["cgroups"], "path", rel);
+  REQUIRE(cg);
+  CHECK((*cg)["container_id"] == id);
+  CHECK((*cg)["pod_uid"] == uid);
+  CHECK((*cg)["namespace"] == "payments");
+  CHECK((*cg)["pod"] == "udp-sink-7f9c");
+  CHECK((*cg)["container"] == "sink");
+  std::filesystem::remove_all(logs);
+  rmdir(container_dir.c_str());
+  rmdir(scope.c_str());
 }
