@@ -85,6 +85,13 @@ struct {
 } st_socks SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct st_drop_key);
+  __type(value, __u64);
+} st_drop_socks SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, ST_MAX_DROP_REASONS);
   __type(key, __u32);
@@ -563,6 +570,25 @@ int st_tp_irq_exit(void *ctx) { depth_change(1, -1); return 0; }
 
 /* ---- sk_buffs ------------------------------------------------------------ */
 
+static __always_inline __u64 socket_inode(const struct sock *sk);
+
+/* Drops by reason and by the socket they were meant for (rx_sk, 6.12+), or
+ * the socket that sent them. A drop storm is not a leak: the report tells them apart. */
+static __always_inline void count_drop(__u32 reason, const struct sock *sk)
+{
+  struct st_drop_key key = {.reason = reason};
+  if (sk) {
+    key.inode = socket_inode(sk);
+    key.cgroup = sock_cgroup_id(sk);
+  }
+  __u64 one = 1;
+  __u64 *n = bpf_map_lookup_elem(&st_drop_socks, &key);
+  if (n)
+    __sync_fetch_and_add(n, 1);
+  else
+    bpf_map_update_elem(&st_drop_socks, &key, &one, BPF_NOEXIST);
+}
+
 static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
 {
   if (dropped) {
@@ -588,6 +614,13 @@ int BPF_PROG(st_btf_consume_skb, struct sk_buff *skb)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(st_btf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
+  const struct sock *sk = NULL;
+  /* The receiving socket is the tracepoint's fourth argument since 6.12. */
+  if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, rx_sk))
+    sk = (const struct sock *)raw_arg(ctx, 3);
+  if (!sk)
+    sk = BPF_CORE_READ(skb, sk);
+  count_drop((__u32)reason, sk);
   return on_skb_end(raw_arg(ctx, 0), (__u32)reason, 1);
 }
 
@@ -603,7 +636,21 @@ int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
   __u32 reason = 0;
   if (bpf_core_field_exists(ctx->reason))
     reason = BPF_CORE_READ(ctx, reason);
+  const struct sock *sk = NULL;
+  if (bpf_core_field_exists(ctx->rx_sk))
+    sk = BPF_CORE_READ(ctx, rx_sk);
+  count_drop(reason, sk);
   return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), reason, 1);
+}
+
+static __always_inline __u64 socket_inode(const struct sock *sk)
+{
+  struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+  if (!sock)
+    return 0;
+  /* A socket's inode sits right after it in struct socket_alloc. */
+  struct inode *ino = (void *)sock + bpf_core_field_offset(struct socket_alloc, vfs_inode);
+  return BPF_CORE_READ(ino, i_ino);
 }
 
 static __always_inline struct st_sock *socket_entry(const struct sock *sk)
@@ -614,12 +661,9 @@ static __always_inline struct st_sock *socket_entry(const struct sock *sk)
     return known;
   struct st_sock info = {};
   struct socket *sock = BPF_CORE_READ(sk, sk_socket);
-  if (sock) {
-    /* A socket's inode sits right after it in struct socket_alloc. */
-    struct inode *ino = (void *)sock + bpf_core_field_offset(struct socket_alloc, vfs_inode);
-    info.inode = BPF_CORE_READ(ino, i_ino);
+  info.inode = socket_inode(sk);
+  if (sock)
     info.type = BPF_CORE_READ(sock, type);
-  }
   info.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
   info.family = BPF_CORE_READ(sk, __sk_common.skc_family);
   info.protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);

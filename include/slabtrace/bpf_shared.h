@@ -145,6 +145,14 @@ struct st_cpu_state {
   __u64 pending_head[3];
 };
 
+/* Drops (skb:kfree_skb) by reason and the socket they were meant for. */
+struct st_drop_key {
+  __u32 reason;
+  __u32 pad;
+  __u64 inode;   /* socket inode, 0 when no socket is known */
+  __u64 cgroup;  /* the socket's cgroup-v2 id, 0 when unknown */
+};
+
 struct st_addr_range {
   __u64 start;
   __u64 end;

@@ -162,6 +162,17 @@ struct SkbDataCache {
   std::uint64_t with_live_head = 0;  // of which their head is outstanding too
 };
 
+// Drops of one reason meant for (or sent by) one socket.
+struct SkbDrop {
+  std::string reason;
+  std::uint64_t count = 0;
+  std::uint64_t socket_inode = 0;  // 0: no socket known
+  std::uint64_t cgroup_id = 0;
+  std::string cgroup_path;
+  std::optional<std::uint32_t> pid;
+  std::string comm;
+};
+
 struct SkbReport {
   std::uint64_t outstanding_heads = 0;
   std::uint64_t outstanding_data = 0;
@@ -170,6 +181,7 @@ struct SkbReport {
   std::vector<SkbAllocator> allocators;
   std::vector<SkbDataCache> data_caches;
   std::vector<std::pair<std::string, std::uint64_t>> drops;  // reason, count
+  std::vector<SkbDrop> drops_by_socket;                       // largest first
 };
 
 struct Lost {

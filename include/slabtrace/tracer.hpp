@@ -87,6 +87,7 @@ class Tracer {
   void measure_cost(bool on);
   std::optional<st_sock> socket(std::uint64_t sk) const;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const;  // reason, count
+  std::vector<std::pair<st_drop_key, std::uint64_t>> drops_by_socket() const;
   std::vector<ProgramCost> program_costs() const;
   std::uint32_t live_capacity() const;
   std::vector<std::uint32_t> program_ids() const;

@@ -8,6 +8,7 @@ namespace slabtrace::model {
 
 std::string cache_growth_line(const Report& report);
 std::string skb_leak_line(const Report& report);
+std::string drop_line(const Report& report);
 std::string top_cgroup_line(const Report& report);
 std::string slabinfo_line(const Report& report);
 std::string cost_line(const Report& report);

@@ -24,6 +24,7 @@ static_assert(sizeof(st_bucket_key) == 16);
 static_assert(sizeof(st_bucket) == 56);
 static_assert(sizeof(st_counters) == 9 * 8);
 static_assert(sizeof(st_sock) == 48);
+static_assert(sizeof(st_drop_key) == 24);
 static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);
 
 namespace slabtrace::bpf {
@@ -353,6 +354,13 @@ std::vector<std::pair<std::uint32_t, std::uint64_t>> Tracer::drops() const {
     std::uint64_t n = 0;
     if (sum_percpu(fd, reason, &n, sizeof n) == 0 && n) out.emplace_back(reason, n);
   }
+  return out;
+}
+
+std::vector<std::pair<st_drop_key, std::uint64_t>> Tracer::drops_by_socket() const {
+  std::vector<std::pair<st_drop_key, std::uint64_t>> out;
+  walk_hash<st_drop_key, std::uint64_t>(bpf_map__fd(skel_->maps.st_drop_socks),
+                                        [&](const st_drop_key& k, std::uint64_t n) { out.emplace_back(k, n); });
   return out;
 }
 

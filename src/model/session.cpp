@@ -500,6 +500,28 @@ model::Report Session::report() {
     rep.skb.drops.emplace_back(it != reason_names.end() ? it->second : fmt::format("reason {}", reason), n);
   }
   std::sort(rep.skb.drops.begin(), rep.skb.drops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  auto by_socket = tracer_->drops_by_socket();
+  std::sort(by_socket.begin(), by_socket.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (by_socket.size() > 10) by_socket.resize(10);
+  std::optional<sockets::OwnerMap> owners;
+  for (const auto& [key, n] : by_socket) {
+    model::SkbDrop d;
+    auto it = reason_names.find(key.reason);
+    d.reason = it != reason_names.end() ? it->second : fmt::format("reason {}", key.reason);
+    d.count = n;
+    d.socket_inode = key.inode;
+    d.cgroup_id = key.cgroup;
+    if (key.cgroup) d.cgroup_path = cgroup_path(key.cgroup);
+    if (key.inode) {
+      if (!owners) owners = sockets::scan_socket_owners();
+      auto o = owners->find(key.inode);
+      if (o != owners->end() && !o->second.empty()) {
+        d.pid = std::uint32_t(o->second.front().pid);
+        d.comm = o->second.front().comm;
+      }
+    }
+    rep.skb.drops_by_socket.push_back(std::move(d));
+  }
 
   // Health and our own cost.
   st_stats st = tracer_->stats();

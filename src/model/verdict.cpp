@@ -76,6 +76,17 @@ std::string skb_leak_line(const Report& r) {
   return line;
 }
 
+std::string drop_line(const Report& r) {
+  if (r.skb.drops_by_socket.empty()) return {};
+  const auto& d = r.skb.drops_by_socket.front();
+  if (d.count < kLeakFloor || !d.socket_inode) return {};
+  std::string line = fmt::format("drop storm, not a leak: {} skbs dropped ({}) at socket inode {}",
+                                 group_thousands(d.count), d.reason, d.socket_inode);
+  if (d.pid) line += fmt::format(" of pid {} ({})", *d.pid, d.comm);
+  if (!d.cgroup_path.empty()) line += " in cgroup " + d.cgroup_path;
+  return line;
+}
+
 std::string top_cgroup_line(const Report& r) {
   std::uint64_t total = 0;
   for (const auto& g : r.cgroups) total += g.outstanding_bytes;
@@ -117,7 +128,7 @@ std::string cost_line(const Report& r) {
 }
 
 void add_verdicts(Report& r) {
-  for (auto line : {skb_leak_line(r), cache_growth_line(r), top_cgroup_line(r), slabinfo_line(r), cost_line(r)})
+  for (auto line : {skb_leak_line(r), drop_line(r), cache_growth_line(r), top_cgroup_line(r), slabinfo_line(r), cost_line(r)})
     if (!line.empty()) r.verdicts.push_back(line);
   if (r.verdicts.empty() || (r.verdicts.size() == 1 && !r.costs.empty()))
     r.verdicts.insert(r.verdicts.begin(), "no leak: nothing outstanding above " + group_thousands(kLeakFloor) + " objects");

@@ -97,6 +97,15 @@ json report_json(const model::Report& r) {
   for (const auto& a : r.skb.allocators)
     allocators.push_back({{"cgroup_id", a.cgroup_id}, {"cgroup_path", a.cgroup_path}, {"via", a.via}, {"heads", a.heads}});
   for (const auto& [reason, n] : r.skb.drops) drops[reason] = n;
+  json drops_by_socket = json::array();
+  for (const auto& d : r.skb.drops_by_socket)
+    drops_by_socket.push_back({{"reason", d.reason},
+                               {"count", d.count},
+                               {"socket_inode", d.socket_inode},
+                               {"cgroup_id", d.cgroup_id},
+                               {"cgroup_path", d.cgroup_path},
+                               {"pid", d.pid ? json(*d.pid) : json(nullptr)},
+                               {"comm", d.comm}});
   json data_caches = json::array();
   for (const auto& d : r.skb.data_caches) {
     double ratio = d.data_buffers ? double(d.with_live_head) / double(d.data_buffers) : 0.0;
@@ -125,7 +134,8 @@ json report_json(const model::Report& r) {
             {"holders", holders},
             {"allocators", allocators},
             {"data_caches", data_caches},
-            {"drops", drops}}},
+            {"drops", drops},
+            {"drops_by_socket", drops_by_socket}}},
           {"lost",
            {{"map_full", r.lost.map_full},
             {"stack_errors", r.lost.stack_errors},

@@ -96,6 +96,14 @@ void write_report_text(const model::Report& r, std::ostream& out) {
         out << fmt::format(" {} {}", r.skb.drops[i].first, group_thousands(r.skb.drops[i].second));
       out << "\n";
     }
+    for (std::size_t i = 0; i < r.skb.drops_by_socket.size() && i < 3; ++i) {
+      const auto& d = r.skb.drops_by_socket[i];
+      if (!d.socket_inode) continue;
+      out << fmt::format("  dropped:   {:>10} {} at socket inode {}", group_thousands(d.count), d.reason, d.socket_inode);
+      if (d.pid) out << fmt::format(" of pid {} ({})", *d.pid, d.comm);
+      if (!d.cgroup_path.empty()) out << " in " << d.cgroup_path;
+      out << "\n";
+    }
   }
 
   out << "\nTop stacks by outstanding bytes\n";

@@ -146,3 +146,31 @@ TEST_CASE("a receiver that reads everything: no holder, no leak verdict", "[root
   for (const auto& v : report["verdicts"]) CHECK(v.get<std::string>().find("sk_buff leak") == std::string::npos);
   CHECK(outstanding_in(report, sender_cg.path(), "skbuff_head_cache") <= 300);
 }
+
+TEST_CASE("a drop storm is counted by reason at the socket it was meant for, not called a leak", "[root][skb][drops]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  auto holder = start_holder({"udp-hold", "--cgroup", holder_cg.dir(), "--rcvbuf", "8192"});
+  Child ss({"/usr/bin/ss", "-Hunlp"});
+  REQUIRE(ss.finish(10) == 0);
+  std::istringstream lines(ss.out());
+  std::string line;
+  int port = 0;
+  while (std::getline(lines, line))
+    if (line.find("pid=" + std::to_string(holder->pid()) + ",") != std::string::npos)
+      port = std::stoi(line.substr(line.find("127.0.0.1:") + 10));
+  REQUIRE(port > 0);
+  auto tracer = start_slabtrace({"record", "--duration", "3", "--format", "json"});
+  udp_send(sender_cg, port, 20000);
+  json report = finish_json(*tracer);
+  stop(*holder);
+
+  INFO(report["skb"].dump(2));
+  REQUIRE(!report["skb"]["drops_by_socket"].empty());
+  const json& d = report["skb"]["drops_by_socket"][0];
+  CHECK(d["reason"] == "SOCKET_RCVBUFF");
+  CHECK(d["count"].get<std::uint64_t>() >= 19000);
+  CHECK(d["pid"] == holder->pid());
+  CHECK(d["cgroup_path"] == holder_cg.path());
+  for (const auto& v : report["verdicts"]) CHECK(v.get<std::string>().find("sk_buff leak") == std::string::npos);
+}

@@ -3,7 +3,7 @@
  * (--cgroup DIR writes its own pid to DIR/cgroup.procs), so a test only ever
  * moves processes it started.
  *
- *   st_workload udp-hold   [--cgroup D]            bind 127.0.0.1:0, never read; prints "ready PORT"
+ *   st_workload udp-hold   [--cgroup D] [--rcvbuf B] bind 127.0.0.1:0, never read; prints "ready PORT"
  *   st_workload udp-send   [--cgroup D] --port P --count N [--size B]
  *   st_workload udp-churn  [--cgroup D] --seconds S [--size B]   send and read at once
  *   st_workload unix-leak  [--cgroup D] --count N [--size B]     socketpair, never read
@@ -165,7 +165,13 @@ int main(int argc, char **argv)
 
   if (strcmp(mode, "udp-hold") == 0) {
     int fd = udp_bound();
-    big_rcvbuf(fd);
+    const char *rcvbuf = opt(argc, argv, "--rcvbuf", NULL);
+    if (rcvbuf) {
+      int bytes = atoi(rcvbuf); /* a small queue: what does not fit is dropped */
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);
+    } else {
+      big_rcvbuf(fd);
+    }
     printf("ready %d\n", port_of(fd));
     hold();
   } else if (strcmp(mode, "udp-send") == 0) {

@@ -1,0 +1,266 @@
+// The model's arithmetic and wording, on made-up snapshots and reports.
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "slabtrace/crosscheck.hpp"
+#include "slabtrace/output.hpp"
+#include "slabtrace/session.hpp"
+#include "slabtrace/verdict.hpp"
+
+using namespace slabtrace;
+using namespace slabtrace::model;
+
+namespace {
+
+std::uint64_t kmalloc(std::uint32_t kind, std::uint32_t size) {
+  return (std::uint64_t(kind) << ST_KEY_KIND_SHIFT) | size;
+}
+
+Bucket bucket(std::uint32_t index, const std::string& cache, std::uint64_t cgroup, std::uint64_t tracked,
+              std::uint64_t ended, std::uint64_t allocs) {
+  Bucket b;
+  b.index = index;
+  b.cache = cache;
+  b.cgroup_id = cgroup;
+  b.object_size = 256;
+  b.counts.allocs = allocs;
+  b.counts.tracked = tracked;
+  b.counts.tracked_bytes = tracked * 256;
+  b.counts.ended[ST_END_FREE] = ended;
+  b.counts.ended_bytes = ended * 256;
+  return b;
+}
+
+// The seed incident, small: 50,000 skbs from one cgroup, held by one socket.
+Report leak_report() {
+  Report r;
+  r.duration_s = 10;
+  CacheReport heads;
+  heads.name = heads.slabinfo_name = "skbuff_head_cache";
+  heads.outstanding = 50000;
+  heads.outstanding_bytes = 50000 * 256;
+  heads.allocs = 51000;
+  heads.slabinfo = SlabinfoDelta{300, 50300, 50000};
+  CacheReport data = heads;
+  data.name = data.slabinfo_name = "kmalloc-1k";
+  data.outstanding = 50010;
+  data.outstanding_bytes = 50010 * 1024;
+  data.slabinfo = SlabinfoDelta{700, 50600, 49900};
+  r.caches = {data, heads};
+  CgroupReport g;
+  g.id = 25;
+  g.path = "/kubepods.slice/pod1/cri-containerd-abc";
+  g.outstanding = 100010;
+  g.outstanding_bytes = heads.outstanding_bytes + data.outstanding_bytes;
+  r.cgroups = {g};
+  r.skb.outstanding_heads = 50000;
+  r.skb.outstanding_data = 50000;
+  r.skb.outstanding_bytes = heads.outstanding_bytes + data.outstanding_bytes;
+  r.skb.allocators = {{25, g.path, "udp_sendmsg", 50000}};
+  SkbHolder h;
+  h.socket_inode = 18884;
+  h.protocol = "udp";
+  h.pid = 4242;
+  h.comm = "leaky";
+  h.cgroup_path = "/kubepods.slice/pod2";
+  h.queued_skbs = 50000;
+  r.skb.holders = {h};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("kmalloc caches are named as /proc/slabinfo names them", "[unit][model]") {
+  CHECK(kmalloc_name(ST_KEY_KMALLOC, 1024) == "kmalloc-1k");
+  CHECK(kmalloc_name(ST_KEY_KMALLOC_CG, 192) == "kmalloc-cg-192");
+  CHECK(kmalloc_name(ST_KEY_KMALLOC_RCL, 8192) == "kmalloc-rcl-8k");
+  CHECK(kmalloc_name(ST_KEY_KMALLOC_DMA, 64) == "dma-kmalloc-64");
+  CHECK(kmalloc_name(ST_KEY_KMALLOC_LARGE, 0) == "kmalloc-large");
+  CHECK(cache_name(kmalloc(ST_KEY_KMALLOC, 96), "") == "kmalloc-96");
+  CHECK(cache_name(0xffff888100123400ull, "skbuff_head_cache") == "skbuff_head_cache");
+  CHECK(cache_name(0xffff888100123400ull, "").rfind("cache@", 0) == 0);
+}
+
+TEST_CASE("--cache filters on kmalloc names map to their keys", "[unit][model]") {
+  CHECK(kmalloc_key("kmalloc-1k") == kmalloc(ST_KEY_KMALLOC, 1024));
+  CHECK(kmalloc_key("kmalloc-cg-1k") == kmalloc(ST_KEY_KMALLOC_CG, 1024));
+  CHECK(kmalloc_key("kmalloc-rcl-96") == kmalloc(ST_KEY_KMALLOC_RCL, 96));
+  CHECK(kmalloc_key("dma-kmalloc-8k") == kmalloc(ST_KEY_KMALLOC_DMA, 8192));
+  CHECK_FALSE(kmalloc_key("skbuff_head_cache"));
+  CHECK_FALSE(kmalloc_key("kmalloc-"));
+  CHECK_FALSE(kmalloc_key("kmalloc-cg-abc"));
+  CHECK_FALSE(kmalloc_key("kmalloc-99999999k"));
+}
+
+TEST_CASE("outstanding is tracked minus ended, never negative", "[unit][model]") {
+  Counts c;
+  c.tracked = 10;
+  c.ended = {3, 2, 1, 1};
+  CHECK(c.ended_total() == 7);
+  CHECK(c.outstanding() == 3);
+  c.ended[0] = 20;  // a read in the middle of an update
+  CHECK(c.outstanding() == 0);
+}
+
+TEST_CASE("cgroup filters match a subtree, not a prefix of a name", "[unit][model]") {
+  CHECK(cgroup_matches("/kubepods/pod1/abc", "/kubepods"));
+  CHECK(cgroup_matches("/kubepods", "/kubepods/"));
+  CHECK_FALSE(cgroup_matches("/kubepods-besteffort", "/kubepods"));
+  CHECK(cgroup_matches("/anything", "/"));
+  CHECK(cgroup_label(ST_CGROUP_SOFTIRQ, std::nullopt) == "[softirq]");
+  CHECK(cgroup_label(77, std::nullopt) == "[cgroup 77]");
+}
+
+TEST_CASE("rates between snapshots: growth per second per cgroup and cache", "[unit][model]") {
+  Snapshot before, after;
+  before.elapsed_s = 1;
+  after.elapsed_s = 3;
+  before.buckets = {bucket(0, "skbuff_head_cache", 25, 1000, 0, 1000), bucket(1, "filp", 1, 50, 50, 50)};
+  after.buckets = {bucket(0, "skbuff_head_cache", 25, 11000, 0, 11000), bucket(1, "filp", 1, 50, 50, 50)};
+  Rates r = compute_rates(&before, after, 1);
+  CHECK(r.interval_s == Approx(2.0));
+  REQUIRE(r.cgroups.size() == 2);
+  const GroupRate* leaking = nullptr;
+  for (const auto& g : r.cgroups)
+    if (g.cgroup_id == 25) leaking = &g;
+  REQUIRE(leaking);
+  CHECK(leaking->active);
+  CHECK(leaking->total.outstanding == 11000);
+  CHECK(leaking->total.growth_per_s == Approx(5000.0));
+  CHECK(leaking->by_cache.at("skbuff_head_cache").allocs_per_s == Approx(5000.0));
+  for (const auto& g : r.cgroups)
+    if (g.cgroup_id == 1) CHECK_FALSE(g.active);  // nothing happened there
+
+  // Sampled: every figure stands for 2^shift objects.
+  Rates scaled = compute_rates(&before, after, 16);
+  for (const auto& g : scaled.cgroups)
+    if (g.cgroup_id == 25) CHECK(g.total.outstanding == 11000 * 16);
+}
+
+TEST_CASE("verdicts: an sk_buff leak names allocator, path, holder and the 1:1 signature", "[unit][model][verdict]") {
+  Report r = leak_report();
+  add_verdicts(r);
+  REQUIRE(r.verdicts.size() >= 3);
+  const std::string& leak = r.verdicts[0];
+  CHECK(leak.find("sk_buff leak: 50,000 skbs") == 0);
+  CHECK(leak.find("cgroup /kubepods.slice/pod1/cri-containerd-abc via udp_sendmsg") != std::string::npos);
+  CHECK(leak.find("UDP socket inode 18884 of pid 4242 (leaky) in cgroup /kubepods.slice/pod2") != std::string::npos);
+  CHECK(leak.find("growing 5,000/s") != std::string::npos);
+  CHECK(cache_growth_line(r).find("1:1, the sk_buff leak signature") != std::string::npos);
+  CHECK(slabinfo_line(r).find("agrees") != std::string::npos);
+}
+
+TEST_CASE("verdicts: nothing outstanding is said plainly; a drop storm is not a leak", "[unit][model][verdict]") {
+  Report quiet;
+  add_verdicts(quiet);
+  REQUIRE(quiet.verdicts.size() == 1);
+  CHECK(quiet.verdicts[0].find("no leak") == 0);
+
+  Report drops;
+  SkbDrop d;
+  d.reason = "SOCKET_RCVBUFF";
+  d.count = 20000;
+  d.socket_inode = 99;
+  d.pid = 7;
+  d.comm = "slowpoke";
+  drops.skb.drops_by_socket = {d};
+  CHECK(drop_line(drops) == "drop storm, not a leak: 20,000 skbs dropped (SOCKET_RCVBUFF) at socket inode 99 of pid 7 (slowpoke)");
+  add_verdicts(drops);
+  CHECK(drops.verdicts[0].find("drop storm") == 0);
+}
+
+TEST_CASE("cross-check against /proc/slabinfo: agreement and the likely reason", "[unit][model][check]") {
+  Report r = leak_report();
+  CacheReport untraced;
+  untraced.name = untraced.slabinfo_name = "kmalloc-cg-96";
+  untraced.allocs = 3;
+  untraced.slabinfo = SlabinfoDelta{100, 400100, 400000};
+  CacheReport rcu;
+  rcu.name = rcu.slabinfo_name = "dentry";
+  rcu.allocs = 100000;
+  rcu.outstanding = 60000;
+  rcu.slabinfo = SlabinfoDelta{1000, 21000, 20000};
+  CacheReport merged;
+  merged.name = "skbuff_fclone_cache";
+  merged.slabinfo_name = "pool_workqueue";
+  merged.allocs = 30000;
+  merged.outstanding = 10000;
+  merged.slabinfo = SlabinfoDelta{100, 30100, 30000};
+  r.caches.push_back(untraced);
+  r.caches.push_back(rcu);
+  r.caches.push_back(merged);
+
+  auto rows = cross_check(r, 10000);
+  auto row = [&](const std::string& name) -> const CheckRow& {
+    for (const auto& x : rows)
+      if (x.cache == name) return x;
+    FAIL("no row for " << name);
+    throw;
+  };
+  CHECK(row("skbuff_head_cache").agreement == Agreement::Agrees);
+  CHECK(row("kmalloc-1k").ratio == Approx(50010.0 / 49900.0));
+  CHECK(row("kmalloc-cg-96").agreement == Agreement::UnderCounts);
+  CHECK(row("kmalloc-cg-96").reason.find("BPF map elements") != std::string::npos);
+  CHECK(row("dentry").agreement == Agreement::OverCounts);
+  CHECK(row("dentry").reason.find("untraced") != std::string::npos);
+  CHECK(row("pool_workqueue").traced_as == std::vector<std::string>{"skbuff_fclone_cache"});
+  CHECK(row("pool_workqueue").reason.find("merged") != std::string::npos);
+  CHECK(rows.front().cache == "kmalloc-cg-96");  // largest change first
+  CHECK(cross_check(r, 1000000).empty());
+}
+
+TEST_CASE("tracing frames are trimmed and the protocol entry is found", "[unit][model]") {
+  std::vector<std::string> raw = {"0xffffffffc00264f8", "bpf_trace_run5",        "kmem_cache_alloc_node_noprof",
+                                  "__alloc_skb",        "alloc_skb_with_frags",  "sock_alloc_send_pskb",
+                                  "__ip_append_data",   "ip_make_skb",           "udp_sendmsg",
+                                  "__sys_sendto",       "do_syscall_64"};
+  auto frames = trim_tracing_frames(raw);
+  REQUIRE(!frames.empty());
+  CHECK(frames.front() == "kmem_cache_alloc_node_noprof");
+  CHECK(skb_origin(frames) == "udp_sendmsg");
+  CHECK(skb_origin({"kmem_cache_alloc_noprof", "skb_clone", "packet_rcv", "__netif_receive_skb_core"}) == "packet_rcv");
+  CHECK(skb_origin({"kmalloc_reserve", "__alloc_skb", "unix_dgram_sendmsg", "__sys_sendto"}) == "unix_dgram_sendmsg");
+  CHECK(socket_protocol_name(2, 2, 17) == "udp");
+  CHECK(socket_family_name(17) == "packet");
+}
+
+TEST_CASE("JSON report and stream lines carry the contract fields", "[unit][model][contract]") {
+  Report r = leak_report();
+  r.kernel = "6.18.44";
+  r.attach_mode = "tp_btf";
+  StackReport s;
+  s.cache = "skbuff_head_cache";
+  s.cgroup_id = 25;
+  s.frames = {"kmem_cache_alloc_node_noprof", "__alloc_skb", "udp_sendmsg"};
+  s.outstanding = 50000;
+  r.stacks = {s};
+  auto j = output::report_json(r);
+  CHECK(j["schema"] == "slabtrace.report/v1");
+  for (const char* key : {"kernel", "duration_s", "sample_rate", "attach_mode", "caches", "cgroups", "stacks", "skb", "lost"})
+    CHECK(j.contains(key));
+  CHECK(j["cgroups"][0]["container_id"].is_null());
+  CHECK(j["cgroups"][0]["pod"].is_null());
+  CHECK(j["caches"][0]["slabinfo"]["delta"] == 49900);
+  CHECK(j["skb"]["holders"][0]["socket_inode"] == 18884);
+  CHECK(j["stacks"][0]["frames"][2] == "udp_sendmsg");
+
+  GroupRate g;
+  g.cgroup_id = 25;
+  g.total.outstanding = 10;
+  output::StreamContext ctx;
+  ctx.timestamp = "2026-11-22T10:00:01Z";
+  ctx.path = "/x";
+  ctx.workload.pod = "web-0";
+  ctx.workload.pod_namespace = "shop";
+  auto line = output::stream_line(g, ctx);
+  CHECK(line["schema"] == "slabtrace.stream/v1");
+  CHECK(line["pod"] == "web-0");
+  CHECK(line["namespace"] == "shop");
+  CHECK(line["container_id"].is_null());
+  CHECK(line.dump().find('\n') == std::string::npos);  // NDJSON: one line
+
+  std::ostringstream folded;
+  output::write_stacks_folded(r, folded);
+  CHECK(folded.str() ==
+        "cgroup ;skbuff_head_cache;udp_sendmsg;__alloc_skb;kmem_cache_alloc_node_noprof 0\n");
+}
