@@ -95,7 +95,7 @@ declare -A mode_label=(
 )
 declare -A mode_flags=(
   [default]=""                # whatever `slabtrace record` does with no flags
-  [exact]="--sample 1"        # every object, stacks on
+  [exact]="--sample 1 --stack-sample 1"  # every object, a stack for every object
   [sampled]="--sample 64"
   [nostacks]="--no-stacks"
 )

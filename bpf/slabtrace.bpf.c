@@ -718,6 +718,8 @@ static __always_inline int on_data_ready(const struct sock *sk)
 
 /* Data copied to the reader: the skb has left the queue (it may still wait in
  * a per-CPU defer list before it is freed), so its socket no longer holds it.
+ * UDP's linear copy (copy_linear_skb) fires no event, so for UDP the report's
+ * cross-check with the socket's own queue accounting does this job.
  * A MSG_PEEK or a partial TCP read leaves it queued; the next sk_data_ready
  * walk ties such skbs to their socket again only if they are at the tail, so
  * a peeking reader can hide a few: the kernel's queue accounting is beside
