@@ -81,7 +81,7 @@ TEST_CASE("kmalloc caches are named as /proc/slabinfo names them", "[unit][model
   CHECK(cache_name(0xffff888100123400ull, "").rfind("cache@", 0) == 0);
 }
 
-TEST_CASE("--cache filters on kmalloc names map to their keys", "[unit][model]") {
+TEST_CASE("cache filters on kmalloc names map to their keys", "[unit][model]") {
   CHECK(kmalloc_key("kmalloc-1k") == kmalloc(ST_KEY_KMALLOC, 1024));
   CHECK(kmalloc_key("kmalloc-cg-1k") == kmalloc(ST_KEY_KMALLOC_CG, 1024));
   CHECK(kmalloc_key("kmalloc-rcl-96") == kmalloc(ST_KEY_KMALLOC_RCL, 96));
