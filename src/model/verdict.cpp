@@ -80,7 +80,7 @@ std::string drop_line(const Report& r) {
   if (r.skb.drops_by_socket.empty()) return {};
   const auto& d = r.skb.drops_by_socket.front();
   if (d.count < kLeakFloor || !d.socket_inode) return {};
-  std::string line = fmt::format("drop storm, not a leak: {} skbs dropped ({}) at socket inode {}",
+  std::string line = fmt::format("drop storm (dropped, not leaked): {} skbs dropped ({}) at socket inode {}",
                                  group_thousands(d.count), d.reason, d.socket_inode);
   if (d.pid) line += fmt::format(" of pid {} ({})", *d.pid, d.comm);
   if (!d.cgroup_path.empty()) line += " in cgroup " + d.cgroup_path;

@@ -164,7 +164,7 @@ TEST_CASE("verdicts: nothing outstanding is said plainly; a drop storm is not a 
   d.pid = 7;
   d.comm = "slowpoke";
   drops.skb.drops_by_socket = {d};
-  CHECK(drop_line(drops) == "drop storm, not a leak: 20,000 skbs dropped (SOCKET_RCVBUFF) at socket inode 99 of pid 7 (slowpoke)");
+  CHECK(drop_line(drops) == "drop storm (dropped, not leaked): 20,000 skbs dropped (SOCKET_RCVBUFF) at socket inode 99 of pid 7 (slowpoke)");
   add_verdicts(drops);
   CHECK(drops.verdicts[0].find("drop storm") == 0);
 }
