@@ -53,7 +53,7 @@ TEST_CASE("healthy UDP churn is not reported as a leak", "[root][accuracy]") {
   std::uint64_t seen = allocs(report, "skbuff_head_cache");
   std::uint64_t left = outstanding(report, "skbuff_head_cache");
   INFO("allocated " << seen << ", outstanding " << left << "; workload: " << churn.out());
-  CHECK(seen >= 500000);
+  CHECK(seen >= 1000000);  // issue 3: at least 1 M skbs (measured 1.9 M here)
   CHECK(double(left) <= 0.01 * double(seen));
   CHECK(left <= 5000);
   CHECK(!has_leak_verdict(report));
