@@ -395,6 +395,12 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   };
   if (stack_sampled(ptr)) {
     long id = bpf_get_stackid(ctx, &st_stacks, 0);
+    /* -EEXIST: another stack owns this hash bucket, and replacing it would
+     * relabel the objects already filed under it. Without the innermost
+     * frame (the allocator entry point) the hash lands elsewhere; the call
+     * path is kept, which is what the report is about. */
+    if (id == -17 /* EEXIST */)
+      id = bpf_get_stackid(ctx, &st_stacks, 1);
     if (id < 0)
       stat_add(ST_STAT_STACK_ERRORS, 1);
     else
