@@ -100,22 +100,20 @@ struct st_sock {
 };
 
 /* Global health counters, per CPU. */
+/* Nothing here is counted per event: event totals come from the buckets, and
+ * a per-CPU map update on every kfree showed in the cost. */
 enum st_stat {
-  ST_STAT_ALLOC_EVENTS = 0,
-  ST_STAT_FREE_EVENTS,
-  ST_STAT_FAILED_ALLOCS,     /* ptr NULL: ignored */
+  ST_STAT_FAILED_ALLOCS = 0,     /* ptr NULL: ignored */
   ST_STAT_MAP_FULL,          /* live-object map had no room: object not tracked */
   ST_STAT_BUCKETS_FULL,      /* more (cache, cgroup) pairs than ST_MAX_BUCKETS */
   ST_STAT_STACK_ERRORS,      /* bpf_get_stackid failed (stack map full, ...) */
   ST_STAT_MISSED_FREES,      /* = ended[ST_END_REUSED] summed */
-  ST_STAT_UNTRACKED_FREES,   /* frees of addresses we never saw allocated */
   ST_STAT_SKB_LINKS,         /* skb data buffers paired with their head */
   ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
   ST_STAT_SOCKS_FULL,        /* no room to remember a socket */
-  ST_STAT_SOFTIRQ_ALLOCS,
-  ST_STAT_HARDIRQ_ALLOCS,
   ST_STAT_BUSY,              /* map update refused as re-entrant (EBUSY) */
   ST_STAT_BPF_ALLOCS,        /* allocations by the BPF map allocator: not traced */
+  ST_STAT_IRQ_CONTEXT_UNKNOWN, /* preempt count unreadable or not this CPU's */
   ST_STAT_COUNT,
 };
 
@@ -127,7 +125,8 @@ struct st_stats {
 #define ST_CTX_TASK 0
 #define ST_CTX_SOFTIRQ 1
 #define ST_CTX_HARDIRQ 2
-#define ST_BUCKET_CACHE 4
+#define ST_BUCKET_CACHE_BITS 3
+#define ST_BUCKET_CACHE (1 << ST_BUCKET_CACHE_BITS)
 struct st_bucket_cache_entry {
   __u64 cache;
   __u64 cgroup;
@@ -143,6 +142,8 @@ struct st_cpu_state {
   /* skb head just allocated in __alloc_skb, awaiting its data; one per
    * context, since an interrupt may allocate its own skb in between. */
   __u64 pending_head[3];
+  __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
+  __u64 scratch;            /* turns a typed pointer into a number, see st_btf_cache_alloc */
 };
 
 /* Drops (skb:kfree_skb) by reason and the socket they were meant for. */

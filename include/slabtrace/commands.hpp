@@ -11,6 +11,7 @@ namespace slabtrace::commands {
 
 struct CommonOptions {
   std::string attach_mode = "auto";
+  std::string irq_context = "programs";
   std::uint32_t sample = 1;
   std::uint32_t max_objects = 1u << 21;
   std::string btf_path;

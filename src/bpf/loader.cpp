@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "slabtrace/bpf_shared.h"
 #include "slabtrace.skel.h"
@@ -109,6 +110,53 @@ bool is_required(const ProgramTarget& t) {
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
+bool is_irq_depth_program(const ProgramTarget& t) {
+  return t.event == "softirq_entry" || t.event == "softirq_exit" || t.event == "irq_handler_entry" ||
+         t.event == "irq_handler_exit";
+}
+
+// Offset of a variable inside the kernel's static per-CPU section, from the
+// BTF's .data..percpu DATASEC; -1 when BTF does not list it.
+long long percpu_offset(const btf* vmlinux, const char* name) {
+  int sec_id = btf__find_by_name_kind(vmlinux, ".data..percpu", BTF_KIND_DATASEC);
+  if (sec_id <= 0) return -1;
+  const btf_type* sec = btf__type_by_id(vmlinux, sec_id);
+  const btf_var_secinfo* v = btf_var_secinfos(sec);
+  for (int i = 0; i < btf_vlen(sec); ++i, ++v) {
+    const char* var_name = btf__name_by_offset(vmlinux, btf__type_by_id(vmlinux, v->type)->name_off);
+    if (var_name && std::strcmp(var_name, name) == 0) return v->offset;
+  }
+  return -1;
+}
+
+bool has_member(const btf* vmlinux, const char* type, const char* member) {
+  int id = btf__find_by_name_kind(vmlinux, type, BTF_KIND_STRUCT);
+  if (id <= 0) return false;
+  const btf_type* t = btf__type_by_id(vmlinux, id);
+  const btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m)
+    if (std::strcmp(btf__name_by_offset(vmlinux, m->name_off), member) == 0) return true;
+  return false;
+}
+
+// Distance from a CPU's runqueue to its __preempt_count (see the BPF side),
+// when the kernel's BTF has everything the method needs: x86's per-CPU
+// __preempt_count (6.15+) directly followed by cpu_number, which the BPF side
+// checks against the CPU it runs on, and a task's runqueue through its
+// scheduling entity.
+std::optional<long long> preempt_count_from_rq(const std::string& btf_path) {
+  btf* vmlinux = btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(btf_path.c_str(), nullptr);
+  if (!vmlinux) return std::nullopt;
+  long long pc = percpu_offset(vmlinux, "__preempt_count");
+  long long cpu = percpu_offset(vmlinux, "cpu_number");
+  long long rq = percpu_offset(vmlinux, "runqueues");
+  bool usable = pc >= 0 && rq >= 0 && cpu == pc + 4 && has_member(vmlinux, "sched_entity", "cfs_rq") &&
+                has_member(vmlinux, "cfs_rq", "rq");
+  btf__free(vmlinux);
+  if (!usable) return std::nullopt;
+  return pc - rq;
+}
+
 }  // namespace
 
 void require_privileges() {
@@ -169,6 +217,14 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   if (!skel_) throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(errno)));
 
   bool want_btf = mode == AttachMode::TpBtf;
+  if (options.irq_context != "preempt_count" && options.irq_context != "programs")
+    throw UserError(fmt::format("unknown --irq-context '{}': use programs or preempt_count", options.irq_context));
+  std::optional<long long> pc_from_rq;
+  if (options.irq_context == "preempt_count") pc_from_rq = preempt_count_from_rq(options.btf_path);
+  bool use_preempt_count = pc_from_rq.has_value();
+  if (options.irq_context == "preempt_count" && !use_preempt_count)
+    throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout it needs; use programs");
+  irq_context_ = use_preempt_count ? "preempt_count" : "programs";
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel_->obj) {
     ProgramTarget t = target_of(prog);
@@ -180,11 +236,14 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
       missing_optional_.push_back(t.event);
       ours = false;
     }
+    if (use_preempt_count && is_irq_depth_program(t)) ours = false;
     bpf_program__set_autoload(prog, ours);
   }
 
   auto* ro = skel_->rodata;
   ro->sample_shift = options.sample_shift;
+  ro->irq_from_preempt_count = use_preempt_count ? 1 : 0;
+  ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;
   start_ns_ = monotonic_ns();
   ro->start_ns = start_ns_;

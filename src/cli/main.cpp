@@ -15,6 +15,10 @@ namespace {
 void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
   cmd->add_option("--attach-mode", o.attach_mode, "tp_btf, tracepoint or auto (probe at start-up)")
       ->check(CLI::IsMember({"auto", "tp_btf", "tracepoint"}));
+  cmd->add_option("--irq-context", o.irq_context,
+                  "how allocations in interrupt context are recognised: programs (softirq/irq entry and exit; "
+                  "default) or preempt_count (one read per allocation, no extra programs; x86 6.15+)")
+      ->check(CLI::IsMember({"preempt_count", "programs"}));
   cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-objects", o.max_objects, "size of the live-object map")->check(CLI::Range(1024u, 1u << 26));

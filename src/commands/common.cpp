@@ -54,6 +54,7 @@ std::uint32_t power_of_two_shift(std::uint32_t n, const char* option) {
 SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   SessionOptions o;
   o.tracer.attach_mode = bpf::parse_attach_mode(c.attach_mode);
+  o.tracer.irq_context = c.irq_context;
   o.tracer.sample_shift = power_of_two_shift(c.sample, "--sample");
   o.tracer.stack_shift = c.no_stacks ? ST_STACK_NONE : power_of_two_shift(c.stack_sample, "--stack-sample");
   o.measure_cost = c.measure_cost;

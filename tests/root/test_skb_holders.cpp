@@ -94,6 +94,40 @@ TEST_CASE("unread AF_PACKET socket on lo: the capture process holds clones of bo
   receiver.exit();
 }
 
+TEST_CASE("clones taken in softirq are filed under [softirq], whichever way interrupt context is told", "[root][skb][irq]") {
+  REQUIRE_ROOT_OR_SKIP();
+  // On lo, the capture's receive-side clone is made in the NET_RX softirq
+  // (the sender's transmit clone and original are made in its own context):
+  // one [softirq] skb per datagram, not the sender's, whichever method.
+  for (const char* method : {"programs", "preempt_count"}) {
+    DYNAMIC_SECTION("--irq-context " << method) {
+      Child probe({slabtrace_bin(), "record", "--duration", "0.2", "--no-stacks", "--irq-context", method});
+      if (probe.finish(60) != 0) {
+        // Only preempt_count may be unavailable (x86 6.15+ layout).
+        REQUIRE(std::string(method) == "preempt_count");
+        REQUIRE(probe.err().find("preempt_count") != std::string::npos);
+        WARN("skipped: " << probe.err());
+        continue;
+      }
+      TestCgroup capture_cg("capture"), sender_cg("sender"), holder_cg("holder");
+      UdpHolder receiver(holder_cg);
+      auto capture = start_holder({"packet-hold", "--cgroup", capture_cg.dir()});
+      auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json", "--no-stacks", "--irq-context", method});
+      udp_send(sender_cg, receiver.port, 20000);
+      json report = finish_json(*tracer);
+      stop(*capture);
+      receiver.exit();
+      INFO(report["cgroups"].dump());
+      std::uint64_t in_softirq = outstanding_in(report, "[softirq]", "skbuff_head_cache");
+      std::uint64_t by_sender = outstanding_in(report, sender_cg.path(), "skbuff_head_cache");
+      CHECK(in_softirq >= 19000);
+      CHECK(in_softirq <= 21000);
+      CHECK(by_sender >= 38000);
+      CHECK(by_sender <= 42000);
+    }
+  }
+}
+
 TEST_CASE("a holder inside its own network namespace is still found, with its netns", "[root][skb][netns]") {
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
