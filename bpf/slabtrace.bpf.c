@@ -51,14 +51,17 @@ const volatile struct st_addr_range ignore_ranges[ST_MAX_IGNORE_RANGES] = {};
  * cost two program runs per softirq, this costs one 8-byte read per
  * allocation. */
 const volatile __u32 irq_from_preempt_count = 0;
+const volatile __u32 live_mask = (1 << 21) - 1;
 const volatile __s64 preempt_count_from_rq = 0;
 
+/* See struct st_slot. Sized by user space from --max-objects (a power of
+ * two, live_mask = size - 1). */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __uint(max_entries, 1 << 20); /* resized from --max-objects */
-  __type(key, __u64);
-  __type(value, struct st_object);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1 << 21);
+  __type(key, __u32);
+  __type(value, struct st_slot);
 } st_live SEC(".maps");
 
 struct {
@@ -315,6 +318,105 @@ static __always_inline __u64 current_cgroup(int ctx_level, int typed)
   return t->cgroups->dfl_cgrp->kn->id;
 }
 
+/* ---- the live-object table (struct st_slot) ------------------------------ */
+
+/* Home slot of an address. Sampling decides on the top bits of another hash
+ * of the same address, so a sampled population still spreads over the table. */
+static __always_inline __u32 home_slot(__u64 ptr)
+{
+  __u64 x = ptr >> 3;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return (__u32)x & live_mask;
+}
+
+static __always_inline struct st_slot *slot_at(__u32 home, __u32 k)
+{
+  __u32 i = (home + k) & live_mask;
+  return bpf_map_lookup_elem(&st_live, &i);
+}
+
+static __always_inline __u64 slot_addr(struct st_slot *s)
+{
+  return *(volatile __u64 *)&s->addr;
+}
+
+/* The slot holding a live address, or NULL; *index gets its position. */
+static __always_inline struct st_slot *live_find_at(__u64 ptr, __u32 *index)
+{
+  __u32 home = home_slot(ptr);
+  for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
+    struct st_slot *s = slot_at(home, k);
+    if (!s)
+      return NULL;
+    __u64 a = slot_addr(s);
+    if (a == ptr) {
+      *index = home + k;
+      return s;
+    }
+    if (a == ST_SLOT_EMPTY)
+      return NULL;
+  }
+  return NULL;
+}
+
+static __always_inline struct st_slot *live_find(__u64 ptr)
+{
+  __u32 index = 0;
+  return live_find_at(ptr, &index);
+}
+
+#define ST_INSERT_STALE 1 /* the address is in the table already: its free was missed */
+#define ST_INSERT_FULL (-28) /* no free slot within ST_LIVE_PROBES: ENOSPC */
+#define ST_INSERT_RACE (-11) /* another CPU took the slot first: EAGAIN */
+
+/* Claims the first free slot on the address's probe path. The whole path up
+ * to an empty slot is searched first: the address may sit beyond a dead slot. */
+static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
+{
+  __u32 home = home_slot(ptr);
+  struct st_slot *free_slot = NULL;
+  __u64 free_was = 0;
+  for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
+    struct st_slot *s = slot_at(home, k);
+    if (!s)
+      break;
+    __u64 a = slot_addr(s);
+    if (a == ptr)
+      return ST_INSERT_STALE;
+    if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && !free_slot) {
+      free_slot = s;
+      free_was = a;
+    }
+    if (a == ST_SLOT_EMPTY)
+      break;
+  }
+  if (!free_slot)
+    return ST_INSERT_FULL;
+  if (__sync_val_compare_and_swap(&free_slot->addr, free_was, ptr) != free_was)
+    return ST_INSERT_RACE;
+  /* Published before the object is written: nobody frees an object before
+   * its allocation has returned, and the report tolerates one stale slot. */
+  free_slot->obj = *obj;
+  return 0;
+}
+
+/* Frees a slot. A dead slot whose successor is empty can be empty itself (no
+ * probe path runs through it to anything), which keeps churn from filling the
+ * table with dead slots. An insert racing exactly between the two reads could
+ * be hidden behind the emptied slot; it then shows as one object never freed,
+ * which a run of millions of allocations per second has not produced here. */
+static __always_inline int live_release(struct st_slot *s, __u64 ptr, __u32 index)
+{
+  if (__sync_val_compare_and_swap(&s->addr, ptr, ST_SLOT_DEAD) != ptr)
+    return 0; /* someone else ended it first */
+  struct st_slot *next = slot_at(index, 1);
+  if (next && slot_addr(next) == ST_SLOT_EMPTY)
+    __sync_val_compare_and_swap(&s->addr, ST_SLOT_DEAD, ST_SLOT_EMPTY);
+  return 1;
+}
+
 /* A head queued on a socket leaves it when it ends. */
 static __always_inline void unqueue(__u64 sk)
 {
@@ -328,15 +430,17 @@ static __always_inline void unqueue(__u64 sk)
  * hangs off it (see struct st_object). */
 static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_ms)
 {
-  struct st_object *o = bpf_map_lookup_elem(&st_live, &ptr);
-  if (!o)
+  __u32 index = 0;
+  struct st_slot *s = live_find_at(ptr, &index);
+  if (!s)
     return 0;
+  struct st_object *o = &s->obj;
   __u32 bucket = o->bucket;
   __u32 size_flags = o->size_flags;
   *link = o->link;
   *alloc_ms = o->alloc_ms;
-  if (bpf_map_delete_elem(&st_live, &ptr) != 0)
-    return 0; /* someone else ended it first */
+  if (!live_release(s, ptr, index))
+    return 0;
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &bucket);
   if (c && reason < ST_END_REASONS) {
     c->ended[reason] += 1;
@@ -356,8 +460,8 @@ static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __
  * leave it alone. */
 static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_ms)
 {
-  struct st_object *o = bpf_map_lookup_elem(&st_live, &head);
-  if (!o || !(o->size_flags & ST_OBJ_SKB_HEAD) || o->alloc_ms > data_alloc_ms)
+  struct st_slot *s = live_find(head);
+  if (!s || !(s->obj.size_flags & ST_OBJ_SKB_HEAD) || s->obj.alloc_ms > data_alloc_ms)
     return;
   __u64 link = 0;
   __u32 ms = 0;
@@ -449,15 +553,16 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     else
       obj.stack_id = (__s32)id;
   }
-  /* Insert-if-absent first: the common case costs one map operation. An
-   * allocation at an address we think is live proves we missed its free. */
-  long err = bpf_map_update_elem(&st_live, &ptr, &obj, BPF_NOEXIST);
-  if (err == -17 /* EEXIST */) {
+  /* An allocation at an address we think is live proves we missed its free. */
+  int err = live_try_insert(ptr, &obj);
+  if (err == ST_INSERT_STALE) {
     end_any(ptr, ST_END_REUSED);
-    err = bpf_map_update_elem(&st_live, &ptr, &obj, BPF_ANY);
+    err = live_try_insert(ptr, &obj);
   }
+  if (err == ST_INSERT_RACE)
+    err = live_try_insert(ptr, &obj);
   if (err) {
-    stat_add(err == -16 /* EBUSY */ ? ST_STAT_BUSY : ST_STAT_MAP_FULL, 1);
+    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY, 1);
     return 0;
   }
   c->tracked += 1;
@@ -745,9 +850,10 @@ static __always_inline int tie_queued(__u64 addr, const struct sock *sk, __u64 s
 {
   if (!sampled(addr))
     return 0;
-  struct st_object *o = bpf_map_lookup_elem(&st_live, &addr);
-  if (!o || !(o->size_flags & ST_OBJ_SKB_HEAD))
+  struct st_slot *s = live_find(addr);
+  if (!s || !(s->obj.size_flags & ST_OBJ_SKB_HEAD))
     return 0;
+  struct st_object *o = &s->obj;
   if (o->link == sk_addr)
     return 1;
   if (!*so)
@@ -822,7 +928,8 @@ static __always_inline int on_read(__u64 skb)
 {
   if (!skb || !sampled(skb))
     return 0;
-  struct st_object *o = bpf_map_lookup_elem(&st_live, &skb);
+  struct st_slot *s = live_find(skb);
+  struct st_object *o = s ? &s->obj : NULL;
   if (o && (o->size_flags & ST_OBJ_SKB_HEAD) && o->link) {
     __u64 sk = o->link;
     o->link = 0;

@@ -85,6 +85,19 @@ struct st_object {
   __u64 link;        /* skb data: its head; skb head: the socket holding it; else 0 */
 };
 
+/* The live-object table: an open-addressing hash table of slots in a BPF
+ * array (linear probing, at most ST_LIVE_PROBES slots from an address's home
+ * slot). A hash map element costs ~88 bytes and a trip through the BPF memory
+ * allocator on every allocation and free; a slot costs 32 bytes, the table
+ * has two per object it is sized for, and user space reads it through mmap. */
+#define ST_SLOT_EMPTY 0ull /* never used: a probe for an address stops here */
+#define ST_SLOT_DEAD 1ull  /* freed: reusable, but probes go on past it */
+#define ST_LIVE_PROBES 16
+struct st_slot {
+  __u64 addr; /* object address, or ST_SLOT_EMPTY / ST_SLOT_DEAD */
+  struct st_object obj;
+};
+
 /* A socket that had sk_buffs queued while we watched. */
 struct st_sock {
   __u64 inode;       /* socket inode, as in /proc/PID/fd "socket:[N]" */

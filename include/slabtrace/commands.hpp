@@ -13,7 +13,7 @@ struct CommonOptions {
   std::string attach_mode = "auto";
   std::string irq_context = "programs";
   std::uint32_t sample = 1;
-  std::uint32_t max_objects = 1u << 21;
+  std::uint32_t max_objects = 1u << 20;
   std::string btf_path;
   std::vector<std::string> caches;
   std::string cgroup;

@@ -34,7 +34,7 @@ struct TracerOptions {
   AttachMode attach_mode = AttachMode::Auto;
   std::uint32_t sample_shift = 0;        // track 1 in 2^shift addresses
   std::uint32_t stack_shift = 0;         // stacks for 1 in 2^shift tracked objects; ST_STACK_NONE: none
-  std::uint32_t max_objects = 1u << 21;  // live-object map size
+  std::uint32_t max_objects = 1u << 20;  // objects the live table has room for
   std::string btf_path;                  // custom vmlinux BTF, for kernels without /sys/kernel/btf
   // --cache filters: names (kmem caches) and kmalloc keys (see bpf_shared.h).
   std::vector<std::string> cache_names;
@@ -98,6 +98,7 @@ class Tracer {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const;  // reason, count
   std::vector<std::pair<st_drop_key, std::uint64_t>> drops_by_socket() const;
   std::vector<ProgramCost> program_costs() const;
+  // Objects the live table is sized for (half its slots).
   std::uint32_t live_capacity() const;
   std::vector<std::uint32_t> program_ids() const;
 
@@ -114,6 +115,10 @@ class Tracer {
   std::string irq_context_ = "programs";
   std::uint64_t start_ns_ = 0;
   int stats_fd_ = -1;  // BPF_ENABLE_STATS: run-time stats while we hold it
+  // The live-object table, mapped read-only (BPF_F_MMAPABLE array).
+  const st_slot* live_slots_ = nullptr;
+  std::size_t live_slot_count_ = 0;
+  std::size_t live_map_bytes_ = 0;
   int ncpus_ = 1;
   std::vector<std::string> missing_optional_;
 };

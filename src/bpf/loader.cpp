@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,7 +268,13 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   ro->skb_clone_range.start = options.skb_clone_range.start;
   ro->skb_clone_range.end = options.skb_clone_range.end;
 
-  bpf_map__set_max_entries(skel_->maps.st_live, options.max_objects);
+  // Two slots per object the user asked room for, a power of two: linear
+  // probing stays short below half full.
+  std::uint32_t slots = 1024;
+  while (slots < options.max_objects) slots <<= 1;
+  slots <<= 1;
+  bpf_map__set_max_entries(skel_->maps.st_live, slots);
+  ro->live_mask = slots - 1;
 
   if (int err = slabtrace_bpf__load(skel_.get()); err) {
     std::string why = last_libbpf_line();
@@ -293,11 +300,19 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
     links_.push_back(link);
   }
   mode_ = mode;
+
+  long page = sysconf(_SC_PAGESIZE);
+  live_slot_count_ = bpf_map__max_entries(skel_->maps.st_live);
+  live_map_bytes_ = (live_slot_count_ * sizeof(st_slot) + std::size_t(page) - 1) / std::size_t(page) * std::size_t(page);
+  void* view = mmap(nullptr, live_map_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.st_live), 0);
+  if (view == MAP_FAILED) throw UserError(fmt::format("cannot map the live-object table: {}", errno_text(errno)));
+  live_slots_ = static_cast<const st_slot*>(view);
 }
 
 Tracer::~Tracer() {
   for (auto* link : links_) bpf_link__destroy(link);
   links_.clear();
+  if (live_slots_) munmap(const_cast<st_slot*>(live_slots_), live_map_bytes_);
   skel_.reset();
   if (stats_fd_ >= 0) close(stats_fd_);
 }
@@ -369,10 +384,23 @@ void walk_hash(int fd, Fn&& fn) {
 
 }  // namespace
 
+// A plain read of shared memory the BPF programs write: a slot may change
+// while we copy it, and then reads as the object before or after (an object
+// freed in between is at worst reported once more).
 void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
-  walk_hash<std::uint64_t, st_object>(bpf_map__fd(skel_->maps.st_live), [&](std::uint64_t addr, const st_object& o) {
-    fn(LiveObject{addr, o});
-  });
+  for (std::size_t i = 0; i < live_slot_count_; ++i) {
+    const volatile st_slot& slot = live_slots_[i];
+    std::uint64_t addr = slot.addr;
+    if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
+    LiveObject o;
+    o.addr = addr;
+    o.obj.bucket = slot.obj.bucket;
+    o.obj.stack_id = slot.obj.stack_id;
+    o.obj.size_flags = slot.obj.size_flags;
+    o.obj.alloc_ms = slot.obj.alloc_ms;
+    o.obj.link = slot.obj.link;
+    fn(o);
+  }
 }
 
 std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
@@ -450,6 +478,6 @@ std::vector<std::uint32_t> Tracer::program_ids() const {
   return out;
 }
 
-std::uint32_t Tracer::live_capacity() const { return bpf_map__max_entries(skel_->maps.st_live); }
+std::uint32_t Tracer::live_capacity() const { return std::uint32_t(live_slot_count_ / 2); }
 
 }  // namespace slabtrace::bpf
