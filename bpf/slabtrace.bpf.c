@@ -85,15 +85,19 @@ struct {
   __type(value, struct st_counters);
 } st_counts SEC(".maps");
 
+/* 16 k stacks of 48 frames: 6 MB. A hash collision is retried once without
+ * the innermost frame (see on_alloc) rather than sized away. */
 struct {
   __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-  __uint(max_entries, 32768);
+  __uint(max_entries, 16384);
   __uint(key_size, sizeof(__u32));
   __uint(value_size, ST_MAX_STACK_DEPTH * sizeof(__u64));
 } st_stacks SEC(".maps");
 
+/* Allocated as sockets appear (once per socket per run), not up front. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(max_entries, 65536);
   __type(key, __u64);
   __type(value, struct st_sock);
@@ -428,12 +432,9 @@ static __always_inline void unqueue(__u64 sk)
 /* Removes a tracked object from the live set and books it as ended. Returns
  * its flags (ST_OBJ_*) or 0 when the address was not tracked; *link gets what
  * hangs off it (see struct st_object). */
-static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_ms)
+static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr, enum st_end_reason reason,
+                                      __u64 *link, __u32 *alloc_ms)
 {
-  __u32 index = 0;
-  struct st_slot *s = live_find_at(ptr, &index);
-  if (!s)
-    return 0;
   struct st_object *o = &s->obj;
   __u32 bucket = o->bucket;
   __u32 size_flags = o->size_flags;
@@ -453,6 +454,15 @@ static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __
   return size_flags | 1; /* never 0 for a tracked object */
 }
 
+static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_ms)
+{
+  __u32 index = 0;
+  struct st_slot *s = live_find_at(ptr, &index);
+  if (!s)
+    return 0;
+  return end_slot(s, index, ptr, reason, link, alloc_ms);
+}
+
 /* An skb head is over when its data buffer is freed: skb_release_data frees the
  * data (a traced kfree) while the head itself often returns to a per-CPU NAPI
  * cache or leaves by kmem_cache_free_bulk, neither of which fires a kmem event.
@@ -460,12 +470,13 @@ static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __
  * leave it alone. */
 static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_ms)
 {
-  struct st_slot *s = live_find(head);
+  __u32 index = 0;
+  struct st_slot *s = live_find_at(head, &index);
   if (!s || !(s->obj.size_flags & ST_OBJ_SKB_HEAD) || s->obj.alloc_ms > data_alloc_ms)
     return;
   __u64 link = 0;
   __u32 ms = 0;
-  end_object(head, ST_END_SKB_DATA, &link, &ms);
+  end_slot(s, index, head, ST_END_SKB_DATA, &link, &ms);
 }
 
 static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
