@@ -88,6 +88,12 @@ struct Rates {
 };
 Rates compute_rates(const Snapshot* before, const Snapshot& after, std::uint64_t scale);
 
+// Half-width of the 95 % interval of a count estimated from `sampled` objects
+// kept at 1 in `rate`: each object is in the sample with probability 1/rate,
+// independently (address hashing), so the estimate sampled * rate has
+// variance sampled * rate * (rate - 1). 0 when nothing was sampled away.
+std::uint64_t error95(std::uint64_t sampled, std::uint64_t rate);
+
 // ---- the report of a recording ---------------------------------------------
 
 struct SlabinfoDelta {
@@ -105,6 +111,7 @@ struct CacheReport {
   std::uint64_t frees = 0;
   std::uint64_t outstanding = 0;
   std::uint64_t outstanding_bytes = 0;
+  std::uint64_t outstanding_error = 0;  // 95 % half-width when sampled, else 0
   std::array<std::uint64_t, ST_END_REASONS> ended_by{};  // scaled
   std::optional<SlabinfoDelta> slabinfo;
 };
@@ -116,6 +123,7 @@ struct CgroupReport {
   k8s::Workload workload;  // pod, namespace, container names from the kubelet's logs
   std::uint64_t outstanding = 0;
   std::uint64_t outstanding_bytes = 0;
+  std::uint64_t outstanding_error = 0;  // 95 % half-width when sampled, else 0
   std::map<std::string, std::uint64_t> by_cache;
 };
 
@@ -126,6 +134,7 @@ struct StackReport {
   std::int32_t stack_id = -1;
   std::uint64_t outstanding = 0;
   std::uint64_t outstanding_bytes = 0;
+  std::uint64_t outstanding_error = 0;  // 95 % half-width (object and stack sampling), else 0
   double oldest_age_s = 0;
   std::vector<std::string> frames;               // innermost first, no offsets
   std::vector<std::string> frames_with_offsets;  // "udp_sendmsg+0x2a5"

@@ -1,4 +1,5 @@
 // Cache names, counters and rates: the arithmetic of the model.
+#include <cmath>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -200,6 +201,12 @@ Rates compute_rates(const Snapshot* before, const Snapshot& after, std::uint64_t
   for (auto& g : r.cgroups) g.cgroup_id = std::stoull(g.key);
   r.caches = rates_for(cache_now, before ? &cache_before : nullptr, r.interval_s, scale);
   return r;
+}
+
+std::uint64_t error95(std::uint64_t sampled, std::uint64_t rate) {
+  if (rate <= 1 || sampled == 0) return 0;
+  double variance = double(sampled) * double(rate) * double(rate - 1);
+  return std::uint64_t(std::ceil(1.96 * std::sqrt(variance)));
 }
 
 }  // namespace slabtrace::model

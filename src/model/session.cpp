@@ -331,6 +331,7 @@ model::Report Session::report() {
       c.outstanding_bytes += it->second.bytes * scale_;
     }
   }
+  for (auto& [name, c] : caches) c.outstanding_error = model::error95(c.outstanding / scale_, scale_);
   procfs::Slabinfo slabinfo_end;
   try {
     slabinfo_end = procfs::read_slabinfo();
@@ -377,6 +378,7 @@ model::Report Session::report() {
     g.by_cache[b.cache] += it->second.count * scale_;
   }
   for (auto& [id, g] : cgs) {
+    g.outstanding_error = model::error95(g.outstanding / scale_, scale_);
     g.path = cgroup_path(id);
     g.container = cgroups::parse_container(g.path);
     g.workload = pod_names_.lookup(g.container);
@@ -409,6 +411,7 @@ model::Report Session::report() {
     s.stack_id = key.second;
     s.outstanding = agg.count * stack_scale_;
     s.outstanding_bytes = agg.bytes * stack_scale_;
+    s.outstanding_error = model::error95(agg.count, stack_scale_);
     s.oldest_age_s = double(agg.oldest_ms) / 1000.0;
     const auto& addrs = raw_stack(key.second);
     s.frames = trim_tracing_frames(symbolize(addrs, false));
@@ -539,8 +542,17 @@ model::Report Session::report() {
   if (rep.lost.map_full)
     rep.notes.push_back(fmt::format("{} objects were not tracked: the live-object map ({} entries) was full; raise --max-objects or use --sample",
                                     group_thousands(rep.lost.map_full), group_thousands(rep.live_capacity)));
-  if (scale_ > 1)
-    rep.notes.push_back(fmt::format("sampled 1 in {} addresses: counts are estimates", scale_));
+  if (scale_ > 1) {
+    const model::CacheReport* largest = nullptr;
+    for (const auto& c : rep.caches)
+      if (!largest || c.outstanding > largest->outstanding) largest = &c;
+    if (largest && largest->outstanding)
+      rep.notes.push_back(fmt::format("sampled 1 in {} addresses: counts are estimates, e.g. {} {} ± {} (95 %)", scale_,
+                                      largest->name, group_thousands(largest->outstanding),
+                                      group_thousands(largest->outstanding_error)));
+    else
+      rep.notes.push_back(fmt::format("sampled 1 in {} addresses: counts are estimates", scale_));
+  }
   if (stacks_sampled)
     rep.notes.push_back(fmt::format("stacks sampled from 1 in {} tracked objects: per-stack counts are estimates",
                                     stack_scale()));

@@ -30,7 +30,8 @@ json cache_json(const model::CacheReport& c) {
             {"allocs", c.allocs},
             {"frees", c.frees},
             {"outstanding", c.outstanding},
-            {"outstanding_bytes", c.outstanding_bytes}};
+            {"outstanding_bytes", c.outstanding_bytes},
+            {"outstanding_error95", c.outstanding_error}};
   json ended = json::object();
   for (std::size_t i = 0; i < c.ended_by.size(); ++i) ended[end_reason_name(i)] = c.ended_by[i];
   j["ended_by"] = ended;
@@ -50,6 +51,7 @@ json stack_json(const model::StackReport& s) {
           {"stack_id", s.stack_id},
           {"outstanding", s.outstanding},
           {"outstanding_bytes", s.outstanding_bytes},
+          {"outstanding_error95", s.outstanding_error},
           {"oldest_age_s", s.oldest_age_s},
           {"frames", s.frames},
           {"frames_with_offsets", s.frames_with_offsets}};
@@ -86,6 +88,7 @@ json report_json(const model::Report& r) {
                        {"runtime", g.container.runtime},
                        {"outstanding", g.outstanding},
                        {"outstanding_bytes", g.outstanding_bytes},
+                       {"outstanding_error95", g.outstanding_error},
                        {"by_cache", g.by_cache}};
     add_workload_fields(entry, g.workload);
     cgroups.push_back(std::move(entry));

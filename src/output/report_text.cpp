@@ -23,7 +23,8 @@ std::string truncate(const std::string& s, std::size_t width) {
 }
 
 void write_stack(const model::StackReport& s, std::ostream& out, std::size_t max_frames) {
-  out << fmt::format("  {} objects, {}, {} — cgroup {}, oldest {:.1f}s\n", group_thousands(s.outstanding),
+  std::string error = s.outstanding_error ? " ± " + group_thousands(s.outstanding_error) : "";
+  out << fmt::format("  {}{} objects, {}, {} — cgroup {}, oldest {:.1f}s\n", group_thousands(s.outstanding), error,
                      human_bytes(s.outstanding_bytes), s.cache, s.cgroup_path, s.oldest_age_s);
   if (s.frames.empty()) out << "      (no stack captured)\n";
   for (std::size_t i = 0; i < s.frames_with_offsets.size() && i < max_frames; ++i)

@@ -128,6 +128,32 @@ TEST_CASE("clones taken in softirq are filed under [softirq], whichever way inte
   }
 }
 
+TEST_CASE("sampling 1 in 16: a UDP leak is estimated within the error bound the report states", "[root][skb][sample]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json", "--sample", "16"});
+  udp_send(sender_cg, holder.port, 30000);
+  json report = finish_json(*tracer);
+  holder.exit();
+
+  CHECK(report["sample_rate"] == 16);
+  const json* sender = find_by(report["cgroups"], "path", sender_cg.path());
+  REQUIRE(sender);
+  INFO(sender->dump());
+  double estimate = (*sender)["by_cache"]["skbuff_head_cache"].get<double>();
+  // The cgroup's bound covers all its caches (heads and data: 60,000 objects).
+  double bound = (*sender)["outstanding_error95"].get<double>();
+  CHECK(bound > 0);
+  CHECK(bound < 0.1 * 60000);
+  // Twice the 95 % half-width: a false alarm here would be a 1-in-10^4 event.
+  CHECK(std::abs(estimate - 30000) <= 2 * bound);
+  // The holder is found from the sampled skbs, its count scaled too.
+  const json& h = top_holder(report);
+  CHECK(h["pid"] == holder.child->pid());
+  CHECK(std::abs(h["queued_skbs"].get<double>() - 30000) <= 2 * bound);
+}
+
 TEST_CASE("a holder inside its own network namespace is still found, with its netns", "[root][skb][netns]") {
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");

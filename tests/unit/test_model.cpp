@@ -264,3 +264,15 @@ TEST_CASE("JSON report and stream lines carry the contract fields", "[unit][mode
   CHECK(folded.str() ==
         "cgroup ;skbuff_head_cache;udp_sendmsg;__alloc_skb;kmem_cache_alloc_node_noprof 0\n");
 }
+
+TEST_CASE("sampling error bound: 95 % half-width of a scaled count", "[unit][model]") {
+  using model::error95;
+  CHECK(error95(0, 16) == 0);     // nothing sampled, nothing to bound
+  CHECK(error95(5000, 1) == 0);   // exact
+  // 1,875 sampled at 1 in 16 stand for 30,000: sd = sqrt(1875 * 16 * 15) = 670.8
+  CHECK(error95(1875, 16) == 1315);
+  // Relative error shrinks as 1/sqrt(sampled): 100x the sample, a tenth the relative bound.
+  double small = double(error95(100, 64)) / (100.0 * 64);
+  double large = double(error95(10000, 64)) / (10000.0 * 64);
+  CHECK(large == Approx(small / 10).epsilon(0.01));
+}
