@@ -89,7 +89,7 @@ struct {
  * the innermost frame (see on_alloc) rather than sized away. */
 struct {
   __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-  __uint(max_entries, 16384);
+  __uint(max_entries, ST_MAX_STACKS);
   __uint(key_size, sizeof(__u32));
   __uint(value_size, ST_MAX_STACK_DEPTH * sizeof(__u64));
 } st_stacks SEC(".maps");
@@ -436,22 +436,21 @@ static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr,
                                       __u64 *link, __u32 *alloc_ms)
 {
   struct st_object *o = &s->obj;
-  __u32 bucket = o->bucket;
-  __u32 size_flags = o->size_flags;
+  __u32 packed = o->packed;
+  __u32 bucket = ST_OBJ_BUCKET(packed);
   *link = o->link;
   *alloc_ms = o->alloc_ms;
   if (!live_release(s, ptr, index))
     return 0;
+  /* Ended bytes are ended objects times the bucket's object size: user space. */
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &bucket);
-  if (c && reason < ST_END_REASONS) {
+  if (c && reason < ST_END_REASONS)
     c->ended[reason] += 1;
-    c->ended_bytes += size_flags & ST_OBJ_SIZE_MASK;
-  }
   if (reason == ST_END_REUSED)
     stat_add(ST_STAT_MISSED_FREES, 1);
-  if ((size_flags & ST_OBJ_SKB_HEAD) && *link)
+  if ((packed & ST_OBJ_SKB_HEAD) && *link)
     unqueue(*link);
-  return size_flags | 1; /* never 0 for a tracked object */
+  return (packed & ST_OBJ_FLAGS) | 1; /* never 0 for a tracked object */
 }
 
 static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_ms)
@@ -472,7 +471,7 @@ static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_ms)
 {
   __u32 index = 0;
   struct st_slot *s = live_find_at(head, &index);
-  if (!s || !(s->obj.size_flags & ST_OBJ_SKB_HEAD) || s->obj.alloc_ms > data_alloc_ms)
+  if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD) || s->obj.alloc_ms > data_alloc_ms)
     return;
   __u64 link = 0;
   __u32 ms = 0;
@@ -545,9 +544,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   }
 
   struct st_object obj = {
-      .bucket = idx,
-      .stack_id = -1,
-      .size_flags = (size & ST_OBJ_SIZE_MASK) | skb_flags,
+      .packed = (idx & ST_OBJ_BUCKET_MASK) | (ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT) | skb_flags,
       .alloc_ms = now_ms(),
       .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
   };
@@ -562,7 +559,8 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     if (id < 0)
       stat_add(ST_STAT_STACK_ERRORS, 1);
     else
-      obj.stack_id = (__s32)id;
+      obj.packed = (obj.packed & ~(ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT)) |
+                   (((__u32)id & ST_OBJ_NO_STACK) << ST_OBJ_STACK_SHIFT);
   }
   /* An allocation at an address we think is live proves we missed its free. */
   int err = live_try_insert(ptr, &obj);
@@ -596,8 +594,9 @@ static __always_inline int on_free(__u64 ptr)
 static __always_inline __u64 kmalloc_key(__u64 bytes_alloc, __u64 gfp)
 {
   __u64 kind = ST_KEY_KMALLOC;
+  /* One bucket per page order: a bucket has one object size. */
   if (bytes_alloc > kmalloc_max_cache_size)
-    return (__u64)ST_KEY_KMALLOC_LARGE << ST_KEY_KIND_SHIFT;
+    return ((__u64)ST_KEY_KMALLOC_LARGE << ST_KEY_KIND_SHIFT) | (bytes_alloc & 0xffffffffull);
   if (gfp & gfp_dma)
     kind = ST_KEY_KMALLOC_DMA;
   else if (gfp & gfp_reclaimable)
@@ -862,7 +861,7 @@ static __always_inline int tie_queued(__u64 addr, const struct sock *sk, __u64 s
   if (!sampled(addr))
     return 0;
   struct st_slot *s = live_find(addr);
-  if (!s || !(s->obj.size_flags & ST_OBJ_SKB_HEAD))
+  if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD))
     return 0;
   struct st_object *o = &s->obj;
   if (o->link == sk_addr)
@@ -941,7 +940,7 @@ static __always_inline int on_read(__u64 skb)
     return 0;
   struct st_slot *s = live_find(skb);
   struct st_object *o = s ? &s->obj : NULL;
-  if (o && (o->size_flags & ST_OBJ_SKB_HEAD) && o->link) {
+  if (o && (o->packed & ST_OBJ_SKB_HEAD) && o->link) {
     __u64 sk = o->link;
     o->link = 0;
     unqueue(sk);

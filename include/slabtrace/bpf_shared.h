@@ -68,27 +68,33 @@ struct st_counters {
   __u64 tracked;        /* allocations entered into the live set (sampled) */
   __u64 tracked_bytes;
   __u64 ended[ST_END_REASONS];
-  __u64 ended_bytes;
+  __u64 ended_bytes; /* filled in by user space: ended objects x object size */
 };
 
-/* Value of the live-object map, keyed by object address. Kept small: with
- * millions of live objects every byte here is megabytes of kernel memory. The
- * skb relations live here too, so that an sk_buff costs no extra map entries. */
+/* A live object, in 16 bytes: with millions of them every byte is megabytes
+ * of kernel memory. Its size is its bucket's (every bucket has one object
+ * size: a kmem_cache, a kmalloc-N, or a kmalloc-large page order). The skb
+ * relations live here too, so that an sk_buff costs no extra map entries.
+ * `packed` = bucket (13 bits) | stack id (15 bits) << 13 | ST_OBJ_SKB_*. */
 #define ST_OBJ_SKB_HEAD (1u << 31)
 #define ST_OBJ_SKB_DATA (1u << 30)
-#define ST_OBJ_SIZE_MASK ((1u << 30) - 1)
+#define ST_OBJ_FLAGS (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA)
+#define ST_OBJ_BUCKET_MASK (ST_MAX_BUCKETS - 1)
+#define ST_OBJ_STACK_SHIFT 13
+#define ST_OBJ_NO_STACK 0x7fffu /* not sampled, or the capture failed */
+#define ST_MAX_STACKS 16384     /* stack ids fit below ST_OBJ_NO_STACK */
 struct st_object {
-  __u32 bucket;
-  __s32 stack_id;    /* negative: no stack (not sampled, or capture failed) */
-  __u32 size_flags;  /* object size | ST_OBJ_* */
-  __u32 alloc_ms;    /* milliseconds since the tracer started */
-  __u64 link;        /* skb data: its head; skb head: the socket holding it; else 0 */
+  __u32 packed;
+  __u32 alloc_ms; /* milliseconds since the tracer started */
+  __u64 link;     /* skb data: its head; skb head: the socket holding it; else 0 */
 };
+#define ST_OBJ_BUCKET(packed) ((packed) & ST_OBJ_BUCKET_MASK)
+#define ST_OBJ_STACK(packed) (((packed) >> ST_OBJ_STACK_SHIFT) & ST_OBJ_NO_STACK)
 
 /* The live-object table: an open-addressing hash table of slots in a BPF
  * array (linear probing, at most ST_LIVE_PROBES slots from an address's home
  * slot). A hash map element costs ~88 bytes and a trip through the BPF memory
- * allocator on every allocation and free; a slot costs 32 bytes, the table
+ * allocator on every allocation and free; a slot costs 24 bytes, the table
  * has two per object it is sized for, and user space reads it through mmap. */
 #define ST_SLOT_EMPTY 0ull /* never used: a probe for an address stops here */
 #define ST_SLOT_DEAD 1ull  /* freed: reusable, but probes go on past it */

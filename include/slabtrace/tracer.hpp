@@ -59,9 +59,14 @@ struct BucketSnapshot {
   st_counters counters{};
 };
 
+// A live object, unpacked from its table slot.
 struct LiveObject {
   std::uint64_t addr = 0;
-  st_object obj{};
+  std::uint32_t bucket = 0;
+  std::int32_t stack_id = -1;  // -1: no stack
+  std::uint32_t flags = 0;     // ST_OBJ_SKB_*
+  std::uint32_t alloc_ms = 0;
+  std::uint64_t link = 0;
 };
 
 struct ProgramCost {

@@ -21,13 +21,16 @@
 #include "slabtrace/tracer.hpp"
 
 // The contract header is shared with BPF: catch layout drift at compile time.
-static_assert(sizeof(st_object) == 24, "live-object value: every byte is megabytes at scale");
+static_assert(sizeof(st_object) == 16, "live-object value: every byte is megabytes at scale");
 static_assert(sizeof(st_bucket_key) == 16);
 static_assert(sizeof(st_bucket) == 56);
 static_assert(sizeof(st_counters) == 9 * 8);
 static_assert(sizeof(st_sock) == 48);
 static_assert(sizeof(st_drop_key) == 24);
 static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);
+static_assert(sizeof(st_slot) == 24, "a live-object slot is 24 bytes: the table's memory is slots x 24");
+static_assert((ST_MAX_BUCKETS & (ST_MAX_BUCKETS - 1)) == 0 && ST_MAX_BUCKETS <= (1u << ST_OBJ_STACK_SHIFT));
+static_assert(ST_MAX_STACKS <= ST_OBJ_NO_STACK);
 
 namespace slabtrace::bpf {
 namespace {
@@ -340,6 +343,10 @@ std::vector<BucketSnapshot> Tracer::buckets() const {
     if (bpf_map_lookup_elem(info_fd, &i, &b.info) != 0) continue;
     if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race
     if (sum_percpu(counts_fd, i, &b.counters, sizeof b.counters) != 0) continue;
+    // Every object of a bucket has its size: the BPF side counts ended objects only.
+    std::uint64_t ended = 0;
+    for (auto n : b.counters.ended) ended += n;
+    b.counters.ended_bytes = ended * b.info.object_size;
     out.push_back(b);
   }
   return out;
@@ -392,13 +399,15 @@ void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) con
     const volatile st_slot& slot = live_slots_[i];
     std::uint64_t addr = slot.addr;
     if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
+    std::uint32_t packed = slot.obj.packed;
     LiveObject o;
     o.addr = addr;
-    o.obj.bucket = slot.obj.bucket;
-    o.obj.stack_id = slot.obj.stack_id;
-    o.obj.size_flags = slot.obj.size_flags;
-    o.obj.alloc_ms = slot.obj.alloc_ms;
-    o.obj.link = slot.obj.link;
+    o.bucket = ST_OBJ_BUCKET(packed);
+    std::uint32_t stack = ST_OBJ_STACK(packed);
+    o.stack_id = stack == ST_OBJ_NO_STACK ? -1 : std::int32_t(stack);
+    o.flags = packed & ST_OBJ_FLAGS;
+    o.alloc_ms = slot.obj.alloc_ms;
+    o.link = slot.obj.link;
     fn(o);
   }
 }

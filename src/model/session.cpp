@@ -287,29 +287,29 @@ model::Report Session::report() {
   std::uint64_t live_total = 0;
   tracer_->for_each_live([&](const bpf::LiveObject& o) {
     ++live_total;
-    auto it = bucket_of.find(o.obj.bucket);
+    auto it = bucket_of.find(o.bucket);
     if (it == bucket_of.end()) return;
-    std::uint64_t age = now_ms > o.obj.alloc_ms ? now_ms - o.obj.alloc_ms : 0;
+    std::uint64_t age = now_ms > o.alloc_ms ? now_ms - o.alloc_ms : 0;
     if (age < min_age_ms) return;
-    std::uint64_t size = o.obj.size_flags & ST_OBJ_SIZE_MASK;
+    std::uint64_t size = it->second->object_size;
     auto add = [&](Agg& a) {
       a.count += 1;
       a.bytes += size;
       a.oldest_ms = std::max(a.oldest_ms, age);
     };
-    add(per_bucket[o.obj.bucket]);
-    add(per_stack[{o.obj.bucket, o.obj.stack_id}]);
-    if (o.obj.size_flags & ST_OBJ_SKB_HEAD) {
-      add(heads_by_bucket[o.obj.bucket]);
-      add(head_stacks[{o.obj.bucket, o.obj.stack_id}]);
+    add(per_bucket[o.bucket]);
+    add(per_stack[{o.bucket, o.stack_id}]);
+    if (o.flags & ST_OBJ_SKB_HEAD) {
+      add(heads_by_bucket[o.bucket]);
+      add(head_stacks[{o.bucket, o.stack_id}]);
       live_heads.insert(o.addr);
-      if (o.obj.link) queued_heads.push_back({o.addr, o.obj.link, size});
+      if (o.link) queued_heads.push_back({o.addr, o.link, size});
     }
-    if (o.obj.size_flags & ST_OBJ_SKB_DATA) {
-      add(data_by_bucket[o.obj.bucket]);
-      if (o.obj.link) {
-        data_size_of_head[o.obj.link] = size;
-        data_heads.emplace_back(o.obj.bucket, o.obj.link);
+    if (o.flags & ST_OBJ_SKB_DATA) {
+      add(data_by_bucket[o.bucket]);
+      if (o.link) {
+        data_size_of_head[o.link] = size;
+        data_heads.emplace_back(o.bucket, o.link);
       }
     }
   });
