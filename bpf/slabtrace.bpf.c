@@ -21,8 +21,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
 const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses */
-/* Stacks for 1 in 2^stack_shift tracked objects (ST_STACK_NONE: none), by
- * other bits of the address hash than the tracking sample: unbiased, scaled. */
+/* Stacks for 1 in 2^stack_shift tracked objects (ST_STACK_NONE: none), drawn
+ * at random (see stack_sampled): unbiased, and scaled in the report. */
 const volatile __u32 stack_shift = 0;
 const volatile __u64 start_ns = 0;
 const volatile __u32 kmalloc_max_cache_size = 8192;
@@ -193,14 +193,17 @@ static __always_inline int sampled(__u64 ptr)
   return (h >> (64 - sample_shift)) == 0;
 }
 
-static __always_inline int stack_sampled(__u64 ptr)
+/* Stacks for 1 in 2^stack_shift tracked allocations, at random. Not by
+ * address: churn recycles a few hot addresses (per-CPU caches), and one of them
+ * in the stack sample made every reuse pay a stack walk (~2.6 us), which made
+ * the cost of a run depend on which addresses the slab handed out. */
+static __always_inline int stack_sampled(void)
 {
   if (stack_shift == ST_STACK_NONE)
     return 0;
   if (stack_shift == 0)
     return 1;
-  __u64 h = (ptr >> 3) * 0x9E3779B97F4A7C15ull;
-  return ((h >> 32) & ((1ull << stack_shift) - 1)) == 0;
+  return (bpf_get_prandom_u32() & ((1u << stack_shift) - 1)) == 0;
 }
 
 static __always_inline __u32 now_ms(void)
@@ -346,23 +349,35 @@ static __always_inline __u64 slot_addr(struct st_slot *s)
   return *(volatile __u64 *)&s->addr;
 }
 
-/* The slot holding a live address, or NULL; *index gets its position. */
-static __always_inline struct st_slot *live_find_at(__u64 ptr, __u32 *index)
+/* The probe loops are global functions: the verifier checks each once, where
+ * inlined into every caller (and the queue walk's loop) they exceeded its
+ * budget at 32 probes. They take and return numbers; callers look the slot up. */
+
+/* Index of the slot holding a live address, or -1. */
+__noinline int st_live_find(__u64 ptr)
 {
   __u32 home = home_slot(ptr);
   for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
     struct st_slot *s = slot_at(home, k);
     if (!s)
-      return NULL;
+      return -1;
     __u64 a = slot_addr(s);
-    if (a == ptr) {
-      *index = home + k;
-      return s;
-    }
+    if (a == ptr)
+      return (int)((home + k) & live_mask);
     if (a == ST_SLOT_EMPTY)
-      return NULL;
+      return -1;
   }
-  return NULL;
+  return -1;
+}
+
+static __always_inline struct st_slot *live_find_at(__u64 ptr, __u32 *index)
+{
+  int i = st_live_find(ptr);
+  if (i < 0)
+    return NULL;
+  __u32 key = (__u32)i;
+  *index = key;
+  return bpf_map_lookup_elem(&st_live, &key);
 }
 
 static __always_inline struct st_slot *live_find(__u64 ptr)
@@ -377,10 +392,10 @@ static __always_inline struct st_slot *live_find(__u64 ptr)
 
 /* Claims the first free slot on the address's probe path. The whole path up
  * to an empty slot is searched first: the address may sit beyond a dead slot. */
-static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
+__noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 link)
 {
   __u32 home = home_slot(ptr);
-  struct st_slot *free_slot = NULL;
+  __s64 free_index = -1;
   __u64 free_was = 0;
   for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
     struct st_slot *s = slot_at(home, k);
@@ -389,21 +404,32 @@ static __always_inline int live_try_insert(__u64 ptr, const struct st_object *ob
     __u64 a = slot_addr(s);
     if (a == ptr)
       return ST_INSERT_STALE;
-    if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && !free_slot) {
-      free_slot = s;
+    if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && free_index < 0) {
+      free_index = (home + k) & live_mask;
       free_was = a;
     }
     if (a == ST_SLOT_EMPTY)
       break;
   }
-  if (!free_slot)
+  if (free_index < 0)
     return ST_INSERT_FULL;
-  if (__sync_val_compare_and_swap(&free_slot->addr, free_was, ptr) != free_was)
+  __u32 key = (__u32)free_index;
+  struct st_slot *slot = bpf_map_lookup_elem(&st_live, &key);
+  if (!slot)
+    return ST_INSERT_FULL;
+  if (__sync_val_compare_and_swap(&slot->addr, free_was, ptr) != free_was)
     return ST_INSERT_RACE;
   /* Published before the object is written: nobody frees an object before
    * its allocation has returned, and the report tolerates one stale slot. */
-  free_slot->obj = *obj;
+  slot->obj.packed = packed;
+  slot->obj.alloc_ms = alloc_ms;
+  slot->obj.link = link;
   return 0;
+}
+
+static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
+{
+  return st_live_insert(ptr, obj->packed, obj->alloc_ms, obj->link);
 }
 
 /* Frees a slot. A dead slot whose successor is empty can be empty itself (no
@@ -548,7 +574,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
       .alloc_ms = now_ms(),
       .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
   };
-  if (stack_sampled(ptr)) {
+  if (stack_sampled()) {
     long id = bpf_get_stackid(ctx, &st_stacks, 0);
     /* -EEXIST: another stack owns this hash bucket, and replacing it would
      * relabel the objects already filed under it. Without the innermost
