@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
 
   commands::ServeOptions serve;
   auto* srv = app.add_subcommand("serve", "Prometheus exporter: /metrics (per cache, cgroup and pod) and /healthz");
+  // Always on, on every node: sampled by default (outstanding counts are
+  // estimates, 95 % bound stated; allocation counters stay exact). On the
+  // bench's UDP churn 1 in 16 keeps 0.80 of the throughput, every object 0.66.
+  serve.common.sample = 16;
   add_tracer_options(srv, serve.common);
   srv->add_option("--listen", serve.listen, "HOST:PORT to serve on (default localhost only; 0.0.0.0:9464 in a pod)");
   srv->add_option("-i,--interval", serve.interval_s, "seconds between readings of the BPF maps")->check(CLI::PositiveNumber);
