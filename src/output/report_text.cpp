@@ -76,8 +76,10 @@ void write_report_text(const model::Report& r, std::ostream& out) {
     out << "\nsk_buffs\n";
     out << fmt::format("  outstanding heads {}, data buffers {}, {} in all\n", group_thousands(r.skb.outstanding_heads),
                        group_thousands(r.skb.outstanding_data), human_bytes(r.skb.outstanding_bytes));
+    // The call path comes from the stacks: with stack sampling these are estimates.
+    const char* about = r.stack_sample_rate > 1 ? "~" : "";
     for (const auto& a : r.skb.allocators)
-      out << fmt::format("  allocated: {:>10} by {}{}\n", group_thousands(a.heads), a.cgroup_path,
+      out << fmt::format("  allocated: {:>10} by {}{}\n", about + group_thousands(a.heads), a.cgroup_path,
                          a.via.empty() ? "" : " via " + a.via);
     for (const auto& d : r.skb.data_caches)
       out << fmt::format("  data:      {:>10} in {}, {} of them with their head still live\n",
