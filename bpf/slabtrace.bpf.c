@@ -396,6 +396,7 @@ __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 lin
 {
   __u32 home = home_slot(ptr);
   __s64 free_index = -1;
+  __u32 free_k = 0;
   __u64 free_was = 0;
   for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
     struct st_slot *s = slot_at(home, k);
@@ -406,6 +407,7 @@ __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 lin
       return ST_INSERT_STALE;
     if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && free_index < 0) {
       free_index = (home + k) & live_mask;
+      free_k = k;
       free_was = a;
     }
     if (a == ST_SLOT_EMPTY)
@@ -424,6 +426,13 @@ __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 lin
   slot->obj.packed = packed;
   slot->obj.alloc_ms = alloc_ms;
   slot->obj.link = link;
+  /* A slot before ours may have been emptied while we probed (see
+   * live_release): our probe path must not end before it reaches us. */
+  for (__u32 k = 0; k < ST_LIVE_PROBES && k < free_k; k++) {
+    struct st_slot *s = slot_at(home, k);
+    if (s && slot_addr(s) == ST_SLOT_EMPTY)
+      __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
+  }
   return 0;
 }
 
@@ -434,16 +443,20 @@ static __always_inline int live_try_insert(__u64 ptr, const struct st_object *ob
 
 /* Frees a slot. A dead slot whose successor is empty can be empty itself (no
  * probe path runs through it to anything), which keeps churn from filling the
- * table with dead slots. An insert racing exactly between the two reads could
- * be hidden behind the emptied slot; it then shows as one object never freed,
- * which a run of millions of allocations per second has not produced here. */
+ * table with dead slots. An insert on another CPU may have read this slot
+ * live and be claiming the successor right now: if the successor is taken
+ * after we emptied ours, we put the dead mark back; if it was taken before
+ * the insert finished, the insert restores it (st_live_insert). Either way no
+ * live object ends up behind an empty slot, where its free would be missed. */
 static __always_inline int live_release(struct st_slot *s, __u64 ptr, __u32 index)
 {
   if (__sync_val_compare_and_swap(&s->addr, ptr, ST_SLOT_DEAD) != ptr)
     return 0; /* someone else ended it first */
   struct st_slot *next = slot_at(index, 1);
-  if (next && slot_addr(next) == ST_SLOT_EMPTY)
-    __sync_val_compare_and_swap(&s->addr, ST_SLOT_DEAD, ST_SLOT_EMPTY);
+  if (next && slot_addr(next) == ST_SLOT_EMPTY &&
+      __sync_val_compare_and_swap(&s->addr, ST_SLOT_DEAD, ST_SLOT_EMPTY) == ST_SLOT_DEAD &&
+      slot_addr(next) != ST_SLOT_EMPTY)
+    __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
   return 1;
 }
 
