@@ -327,15 +327,9 @@ static __always_inline __u64 current_cgroup(int ctx_level, int typed)
 
 /* ---- the live-object table (struct st_slot) ------------------------------ */
 
-/* Home slot of an address. Sampling decides on the top bits of another hash
- * of the same address, so a sampled population still spreads over the table. */
 static __always_inline __u32 home_slot(__u64 ptr)
 {
-  __u64 x = ptr >> 3;
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return (__u32)x & live_mask;
+  return st_home_slot(ptr, live_mask);
 }
 
 static __always_inline struct st_slot *slot_at(__u32 home, __u32 k)

@@ -104,6 +104,18 @@ struct st_slot {
   struct st_object obj;
 };
 
+/* Home slot of an address (the BPF side and user space's lookups agree on
+ * it). Sampling decides on the top bits of another hash of the same address,
+ * so a sampled population still spreads over the table. */
+static inline __u32 st_home_slot(__u64 ptr, __u32 mask)
+{
+  __u64 x = ptr >> 3;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return (__u32)x & mask;
+}
+
 /* A socket that had sk_buffs queued while we watched. */
 struct st_sock {
   __u64 inode;       /* socket inode, as in /proc/PID/fd "socket:[N]" */

@@ -93,6 +93,8 @@ class Tracer {
   st_stats stats() const;
   // Calls fn for every live object; batches through the map without copying it whole.
   void for_each_live(const std::function<void(const LiveObject&)>& fn) const;
+  // The live object at an address, searched as the BPF side does.
+  std::optional<LiveObject> find_live(std::uint64_t addr) const;
   std::vector<std::uint64_t> stack(std::int32_t stack_id) const;  // innermost first
   // Sockets that had skbs queued, with how many tracked heads they hold now.
   std::vector<std::pair<std::uint64_t, st_sock>> sockets() const;

@@ -394,22 +394,43 @@ void walk_hash(int fd, Fn&& fn) {
 // A plain read of shared memory the BPF programs write: a slot may change
 // while we copy it, and then reads as the object before or after (an object
 // freed in between is at worst reported once more).
+namespace {
+
+LiveObject unpack(std::uint64_t addr, const volatile st_slot& slot) {
+  std::uint32_t packed = slot.obj.packed;
+  LiveObject o;
+  o.addr = addr;
+  o.bucket = ST_OBJ_BUCKET(packed);
+  std::uint32_t stack = ST_OBJ_STACK(packed);
+  o.stack_id = stack == ST_OBJ_NO_STACK ? -1 : std::int32_t(stack);
+  o.flags = packed & ST_OBJ_FLAGS;
+  o.alloc_ms = slot.obj.alloc_ms;
+  o.link = slot.obj.link;
+  return o;
+}
+
+}  // namespace
+
 void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
   for (std::size_t i = 0; i < live_slot_count_; ++i) {
     const volatile st_slot& slot = live_slots_[i];
     std::uint64_t addr = slot.addr;
     if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
-    std::uint32_t packed = slot.obj.packed;
-    LiveObject o;
-    o.addr = addr;
-    o.bucket = ST_OBJ_BUCKET(packed);
-    std::uint32_t stack = ST_OBJ_STACK(packed);
-    o.stack_id = stack == ST_OBJ_NO_STACK ? -1 : std::int32_t(stack);
-    o.flags = packed & ST_OBJ_FLAGS;
-    o.alloc_ms = slot.obj.alloc_ms;
-    o.link = slot.obj.link;
-    fn(o);
+    fn(unpack(addr, slot));
   }
+}
+
+std::optional<LiveObject> Tracer::find_live(std::uint64_t addr) const {
+  if (live_slot_count_ == 0 || addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) return std::nullopt;
+  auto mask = std::uint32_t(live_slot_count_ - 1);
+  std::uint32_t home = st_home_slot(addr, mask);
+  for (std::uint32_t k = 0; k < ST_LIVE_PROBES; ++k) {
+    const volatile st_slot& slot = live_slots_[(home + k) & mask];
+    std::uint64_t a = slot.addr;
+    if (a == addr) return unpack(addr, slot);
+    if (a == ST_SLOT_EMPTY) break;
+  }
+  return std::nullopt;
 }
 
 std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {

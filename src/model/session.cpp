@@ -271,7 +271,11 @@ model::Report Session::report() {
     std::uint64_t count = 0, bytes = 0, oldest_ms = 0;
   };
   std::unordered_map<std::uint32_t, Agg> per_bucket;
-  std::map<std::pair<std::uint32_t, std::int32_t>, Agg> per_stack, head_stacks;
+  // Keyed by bucket << 32 | stack id: one hash per object over millions.
+  auto stack_key = [](std::uint32_t bucket, std::int32_t stack) {
+    return std::uint64_t(bucket) << 32 | std::uint32_t(stack);
+  };
+  std::unordered_map<std::uint64_t, Agg> per_stack, head_stacks;
   std::unordered_map<std::uint32_t, Agg> heads_by_bucket, data_by_bucket;
   // skb relations kept in the objects themselves: head -> holding socket,
   // data buffer -> its head.
@@ -279,9 +283,13 @@ model::Report Session::report() {
     std::uint64_t addr, sk, size;
   };
   std::vector<QueuedHead> queued_heads;
-  std::unordered_map<std::uint64_t, std::uint64_t> data_size_of_head;
-  std::unordered_set<std::uint64_t> live_heads;
-  std::vector<std::pair<std::uint32_t, std::uint64_t>> data_heads;  // bucket, head
+  // Data buffers and their heads, looked up in the table afterwards (as the
+  // BPF side does) rather than through a set of millions of heads.
+  struct DataLink {
+    std::uint32_t bucket;
+    std::uint64_t head, size;
+  };
+  std::vector<DataLink> data_links;
   const std::uint64_t now_ms = now_ms_since(tracer_->start_ns());
   const std::uint64_t min_age_ms = std::uint64_t(options_.min_age_s * 1000.0);
   std::uint64_t live_total = 0;
@@ -298,19 +306,15 @@ model::Report Session::report() {
       a.oldest_ms = std::max(a.oldest_ms, age);
     };
     add(per_bucket[o.bucket]);
-    add(per_stack[{o.bucket, o.stack_id}]);
+    add(per_stack[stack_key(o.bucket, o.stack_id)]);
     if (o.flags & ST_OBJ_SKB_HEAD) {
       add(heads_by_bucket[o.bucket]);
-      add(head_stacks[{o.bucket, o.stack_id}]);
-      live_heads.insert(o.addr);
+      add(head_stacks[stack_key(o.bucket, o.stack_id)]);
       if (o.link) queued_heads.push_back({o.addr, o.link, size});
     }
     if (o.flags & ST_OBJ_SKB_DATA) {
       add(data_by_bucket[o.bucket]);
-      if (o.link) {
-        data_size_of_head[o.link] = size;
-        data_heads.emplace_back(o.bucket, o.link);
-      }
+      if (o.link) data_links.push_back({o.bucket, o.link, size});
     }
   });
   rep.live_objects = live_total;
@@ -391,9 +395,14 @@ model::Report Session::report() {
   // a stack are left out and the sampled ones stand for 2^shift each.
   const bool stacks_sampled = stack_scale() > 1;
   const std::uint64_t stack_scale_ = scale_ * stack_scale();
+  auto unkey = [](std::uint64_t key) {
+    return std::make_pair(std::uint32_t(key >> 32), std::int32_t(std::uint32_t(key)));
+  };
   std::vector<std::pair<std::pair<std::uint32_t, std::int32_t>, Agg>> stacks;
-  for (const auto& entry : per_stack)
-    if (entry.first.second >= 0 || !stacks_sampled) stacks.push_back(entry);
+  for (const auto& [key, agg] : per_stack) {
+    auto bucket_stack = unkey(key);
+    if (bucket_stack.second >= 0 || !stacks_sampled) stacks.emplace_back(bucket_stack, agg);
+  }
   std::sort(stacks.begin(), stacks.end(), [](const auto& a, const auto& b) { return a.second.bytes > b.second.bytes; });
   std::unordered_map<std::int32_t, std::vector<std::uint64_t>> raw_stacks;
   auto raw_stack = [&](std::int32_t id) -> const std::vector<std::uint64_t>& {
@@ -431,7 +440,8 @@ model::Report Session::report() {
     rep.skb.outstanding_bytes += a.bytes * scale_;
   }
   std::map<std::pair<std::uint64_t, std::string>, std::uint64_t> allocators;
-  for (const auto& [key, agg] : head_stacks) {
+  for (const auto& [packed_key, agg] : head_stacks) {
+    auto key = unkey(packed_key);
     if (key.second < 0 && stacks_sampled) continue;
     const model::Bucket* b = bucket_of.at(key.first);
     auto frames = trim_tracing_frames(symbolize(raw_stack(key.second), false));
@@ -444,8 +454,15 @@ model::Report Session::report() {
     d.cache = bucket_of.at(idx)->cache;
     d.data_buffers += a.count * scale_;
   }
-  for (const auto& [idx, head] : data_heads)
-    if (live_heads.count(head)) data_caches[bucket_of.at(idx)->cache].with_live_head += scale_;
+  // Each data buffer's head, found in the table: still live (1:1 leak
+  // signature), and which socket holds it (the holder's bytes).
+  std::unordered_map<std::uint64_t, std::uint64_t> queued_data_bytes;  // socket -> bytes
+  for (const auto& d : data_links) {
+    auto head = tracer_->find_live(d.head);
+    if (!head || !(head->flags & ST_OBJ_SKB_HEAD)) continue;
+    data_caches[bucket_of.at(d.bucket)->cache].with_live_head += scale_;
+    if (head->link) queued_data_bytes[head->link] += d.size;
+  }
   for (auto& [name, d] : data_caches) rep.skb.data_caches.push_back(d);
   for (const auto& [key, n] : allocators)
     rep.skb.allocators.push_back({key.first, cgroup_path(key.first), key.second, n});
@@ -457,8 +474,11 @@ model::Report Session::report() {
     auto& h = holders[q.sk];
     h.sk = q.sk;
     h.queued_skbs += scale_;
-    auto data = data_size_of_head.find(q.addr);
-    h.queued_bytes += (q.size + (data != data_size_of_head.end() ? data->second : 0)) * scale_;
+    h.queued_bytes += q.size * scale_;
+  }
+  for (const auto& [sk, bytes] : queued_data_bytes) {
+    auto h = holders.find(sk);
+    if (h != holders.end()) h->second.queued_bytes += bytes * scale_;
   }
   if (!holders.empty()) {
     auto inventory = sockets::SocketInventory::scan({});
