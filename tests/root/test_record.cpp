@@ -273,3 +273,28 @@ TEST_CASE("record names the pod, namespace and container from the kubelet's logs
   rmdir(container_dir.c_str());
   rmdir(scope.c_str());
 }
+
+TEST_CASE("a full live table is counted and reported, never silent", "[root][record]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  // Room for 1,024 objects (2,048 slots); the leak makes 40,000.
+  auto tracer = start_slabtrace({"record", "--duration", "3", "--format", "json", "--max-objects", "1024"});
+  udp_send(sender_cg, holder.port, 20000);
+  json report = finish_json(*tracer);
+  holder.exit();
+
+  INFO(report["lost"].dump());
+  CHECK(report["live_capacity"] == 1024);
+  CHECK(report["live_objects"].get<std::uint64_t>() <= 2048);
+  // Every leaked object that found no slot is counted as lost.
+  CHECK(report["lost"]["map_full"].get<std::uint64_t>() + report["live_objects"].get<std::uint64_t>() >= 40000);
+  bool said = false;
+  for (const auto& note : report["notes"])
+    if (note.get<std::string>().find("were not tracked") != std::string::npos) said = true;
+  CHECK(said);
+  // The bucket counters still count every allocation.
+  const json* sender = find_by(report["caches"], "name", "skbuff_head_cache");
+  REQUIRE(sender);
+  CHECK((*sender)["allocs"].get<std::uint64_t>() >= 20000);
+}
