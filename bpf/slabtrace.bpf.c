@@ -197,13 +197,25 @@ static __always_inline int sampled(__u64 ptr)
  * address: churn recycles a few hot addresses (per-CPU caches), and one of them
  * in the stack sample made every reuse pay a stack walk (~2.6 us), which made
  * the cost of a run depend on which addresses the slab handed out. */
-static __always_inline int stack_sampled(void)
+static __always_inline int stack_sampled(struct st_cpu_state *cpu)
 {
   if (stack_shift == ST_STACK_NONE)
     return 0;
   if (stack_shift == 0)
     return 1;
-  return (bpf_get_prandom_u32() & ((1u << stack_shift) - 1)) == 0;
+  if (!cpu)
+    return 0;
+  /* A random gap to the next capture, uniform over 0..2N-2 (mean N-1): one
+   * capture per N tracked allocations on average, one random draw per capture
+   * instead of per allocation. */
+  if (cpu->stack_countdown) {
+    cpu->stack_countdown--;
+    return 0;
+  }
+  __u32 n = 1u << stack_shift;
+  __u32 r = bpf_get_prandom_u32() & (2 * n - 1);
+  cpu->stack_countdown = r == 2 * n - 1 ? n - 1 : r;
+  return 1;
 }
 
 static __always_inline __u32 now_ms(void)
@@ -259,7 +271,12 @@ static __always_inline int cache_wanted(__u64 key, const char *name)
 /* Finds or creates the bucket of (cache, cgroup). Creation is rare (once per
  * pair per run) and is where the cache name is copied, off the common path. */
 static __always_inline struct st_bucket *
-bucket_for(struct st_cpu_state *cpu, struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out)
+bucket_create(struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out);
+
+/* Index and flags of the bucket of (cache, cgroup); 0 when found or made.
+ * The per-CPU cache of recent buckets answers most calls without a map. */
+static __always_inline int bucket_for(struct st_cpu_state *cpu, struct st_bucket_key *key, const char *name,
+                                      __u32 object_size, __u32 *idx_out, __u32 *flags_out)
 {
   struct st_bucket_cache_entry *recent = NULL;
   if (cpu) {
@@ -268,22 +285,37 @@ bucket_for(struct st_cpu_state *cpu, struct st_bucket_key *key, const char *name
     __u64 mix = (key->cache ^ key->cgroup) * 0x9E3779B97F4A7C15ull;
     recent = &cpu->recent[mix >> (64 - ST_BUCKET_CACHE_BITS)];
     if (recent->idx && recent->cache == key->cache && recent->cgroup == key->cgroup) {
-      __u32 i = recent->idx - 1;
-      *idx_out = i;
-      return bpf_map_lookup_elem(&st_buckets, &i);
+      *idx_out = recent->idx - 1;
+      *flags_out = recent->flags;
+      return 0;
     }
   }
+  struct st_bucket *b = NULL;
   __u32 *idx = bpf_map_lookup_elem(&st_bucket_ids, key);
   if (idx) {
     *idx_out = *idx;
-    if (recent) {
-      recent->cache = key->cache;
-      recent->cgroup = key->cgroup;
-      recent->idx = *idx + 1;
-    }
-    return bpf_map_lookup_elem(&st_buckets, idx);
+    b = bpf_map_lookup_elem(&st_buckets, idx);
+  } else {
+    b = bucket_create(key, name, object_size, idx_out);
   }
+  if (!b)
+    return -1;
+  *flags_out = b->flags;
+  if (recent) {
+    recent->cache = key->cache;
+    recent->cgroup = key->cgroup;
+    recent->flags = b->flags;
+    recent->idx = *idx_out + 1;
+  }
+  return 0;
+}
 
+/* Creation is rare (once per pair per run) and is where the cache name is
+ * copied, off the common path. */
+static __always_inline struct st_bucket *
+bucket_create(struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out)
+{
+  __u32 *idx = NULL;
   __u32 fresh = __sync_fetch_and_add(&st_next_bucket, 1);
   if (fresh >= ST_MAX_BUCKETS) {
     stat_add(ST_STAT_BUCKETS_FULL, 1);
@@ -559,8 +591,8 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
 
   struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(ctx_level, typed)};
   __u32 idx = 0;
-  struct st_bucket *b = bucket_for(cpu, &key, name, size, &idx);
-  if (!b)
+  __u32 bucket_flags = 0;
+  if (bucket_for(cpu, &key, name, size, &idx, &bucket_flags) != 0)
     return 0;
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
   if (!c)
@@ -570,7 +602,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
 
   if (!sampled(ptr))
     return 0;
-  if (b->flags & ST_BUCKET_IGNORED) {
+  if (bucket_flags & ST_BUCKET_IGNORED) {
     /* Still end a stale entry at this address: it was freed unseen. */
     end_any(ptr, ST_END_REUSED);
     return 0;
@@ -581,7 +613,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
       .alloc_ms = now_ms(),
       .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
   };
-  if (stack_sampled()) {
+  if (stack_sampled(cpu)) {
     long id = bpf_get_stackid(ctx, &st_stacks, 0);
     /* -EEXIST: another stack owns this hash bucket, and replacing it would
      * relabel the objects already filed under it. Without the innermost

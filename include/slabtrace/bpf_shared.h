@@ -161,8 +161,8 @@ struct st_stats {
 struct st_bucket_cache_entry {
   __u64 cache;
   __u64 cgroup;
-  __u32 idx;  /* bucket index + 1; 0: empty */
-  __u32 pad;
+  __u32 idx;   /* bucket index + 1; 0: empty */
+  __u32 flags; /* the bucket's ST_BUCKET_* flags */
 };
 struct st_cpu_state {
   __u32 softirq_depth;
@@ -175,6 +175,8 @@ struct st_cpu_state {
   __u64 pending_head[3];
   __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
   __u64 scratch;            /* turns a typed pointer into a number, see st_btf_cache_alloc */
+  __u32 stack_countdown;    /* tracked allocations until the next stack capture */
+  __u32 pad;
 };
 
 /* Drops (skb:kfree_skb) by reason and the socket they were meant for. */
