@@ -24,7 +24,6 @@ const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses 
 /* Stacks for 1 in 2^stack_shift tracked objects (ST_STACK_NONE: none), drawn
  * at random (see stack_sampled): unbiased, and scaled in the report. */
 const volatile __u32 stack_shift = 0;
-const volatile __u64 start_ns = 0;
 const volatile __u32 kmalloc_max_cache_size = 8192;
 const volatile __u64 gfp_account = 1ull << 22;
 const volatile __u64 gfp_reclaimable = 1ull << 4;
@@ -218,9 +217,13 @@ static __always_inline int stack_sampled(struct st_cpu_state *cpu)
   return 1;
 }
 
-static __always_inline __u32 now_ms(void)
+/* Allocation time in jiffies: bpf_ktime_get_ns cost ~45 ns per tracked
+ * allocation on this VM's clock, bpf_jiffies64 a memory read. Ages need no
+ * more than a tick (1-10 ms); user space learns HZ from st_clock. Compare
+ * ticks by signed difference: they wrap after 49 days at HZ=1000. */
+static __always_inline __u32 now_tick(void)
 {
-  return (__u32)((bpf_ktime_get_ns() - start_ns) / 1000000);
+  return (__u32)bpf_jiffies64();
 }
 
 static __always_inline int in_range(__u64 addr, const volatile struct st_addr_range *r)
@@ -418,7 +421,7 @@ static __always_inline struct st_slot *live_find(__u64 ptr)
 
 /* Claims the first free slot on the address's probe path. The whole path up
  * to an empty slot is searched first: the address may sit beyond a dead slot. */
-__noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 link)
+__noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_tick, __u64 link)
 {
   __u32 home = home_slot(ptr);
   __s64 free_index = -1;
@@ -450,7 +453,7 @@ __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 lin
   /* Published before the object is written: nobody frees an object before
    * its allocation has returned, and the report tolerates one stale slot. */
   slot->obj.packed = packed;
-  slot->obj.alloc_ms = alloc_ms;
+  slot->obj.alloc_tick = alloc_tick;
   slot->obj.link = link;
   /* A slot before ours may have been emptied while we probed (see
    * live_release): our probe path must not end before it reaches us. */
@@ -464,7 +467,7 @@ __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_ms, __u64 lin
 
 static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
 {
-  return st_live_insert(ptr, obj->packed, obj->alloc_ms, obj->link);
+  return st_live_insert(ptr, obj->packed, obj->alloc_tick, obj->link);
 }
 
 /* Frees a slot. A dead slot whose successor is empty can be empty itself (no
@@ -498,13 +501,13 @@ static __always_inline void unqueue(__u64 sk)
  * its flags (ST_OBJ_*) or 0 when the address was not tracked; *link gets what
  * hangs off it (see struct st_object). */
 static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr, enum st_end_reason reason,
-                                      __u64 *link, __u32 *alloc_ms)
+                                      __u64 *link, __u32 *alloc_tick)
 {
   struct st_object *o = &s->obj;
   __u32 packed = o->packed;
   __u32 bucket = ST_OBJ_BUCKET(packed);
   *link = o->link;
-  *alloc_ms = o->alloc_ms;
+  *alloc_tick = o->alloc_tick;
   if (!live_release(s, ptr, index))
     return 0;
   /* Ended bytes are ended objects times the bucket's object size: user space. */
@@ -518,13 +521,13 @@ static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr,
   return (packed & ST_OBJ_FLAGS) | 1; /* never 0 for a tracked object */
 }
 
-static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_ms)
+static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_tick)
 {
   __u32 index = 0;
   struct st_slot *s = live_find_at(ptr, &index);
   if (!s)
     return 0;
-  return end_slot(s, index, ptr, reason, link, alloc_ms);
+  return end_slot(s, index, ptr, reason, link, alloc_tick);
 }
 
 /* An skb head is over when its data buffer is freed: skb_release_data frees the
@@ -532,11 +535,11 @@ static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __
  * cache or leaves by kmem_cache_free_bulk, neither of which fires a kmem event.
  * A head allocated after its supposed data is a new skb at a reused address:
  * leave it alone. */
-static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_ms)
+static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_tick)
 {
   __u32 index = 0;
   struct st_slot *s = live_find_at(head, &index);
-  if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD) || s->obj.alloc_ms > data_alloc_ms)
+  if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD) || (__s32)(s->obj.alloc_tick - data_alloc_tick) > 0)
     return;
   __u64 link = 0;
   __u32 ms = 0;
@@ -546,12 +549,12 @@ static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_ms)
 static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
 {
   __u64 link = 0;
-  __u32 alloc_ms = 0;
-  __u32 flags = end_object(ptr, reason, &link, &alloc_ms);
+  __u32 alloc_tick = 0;
+  __u32 flags = end_object(ptr, reason, &link, &alloc_tick);
   if (!flags)
     return;
   if ((flags & ST_OBJ_SKB_DATA) && link)
-    end_linked_head(link, alloc_ms);
+    end_linked_head(link, alloc_tick);
 }
 
 static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
@@ -610,7 +613,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
 
   struct st_object obj = {
       .packed = (idx & ST_OBJ_BUCKET_MASK) | (ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT) | skb_flags,
-      .alloc_ms = now_ms(),
+      .alloc_tick = now_tick(),
       .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
   };
   if (stack_sampled(cpu)) {
@@ -678,6 +681,21 @@ static __always_inline __u64 raw_arg(unsigned long long *ctx, int i)
   __u64 v = 0;
   bpf_probe_read_kernel(&v, sizeof(v), &ctx[i]);
   return v;
+}
+
+/* ---- the clock ------------------------------------------------------------ */
+
+/* Never attached: user space runs it (BPF_PROG_TEST_RUN) to read jiffies and
+ * the monotonic clock together, which turns allocation ticks into ages. */
+__u64 st_clock_jiffies = 0;
+__u64 st_clock_ns = 0;
+
+SEC("raw_tp")
+int st_clock(void *ctx)
+{
+  st_clock_jiffies = bpf_jiffies64();
+  st_clock_ns = bpf_ktime_get_ns();
+  return 0;
 }
 
 /* ---- tp_btf programs --------------------------------------------------- */

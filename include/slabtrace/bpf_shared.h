@@ -85,7 +85,7 @@ struct st_counters {
 #define ST_MAX_STACKS 16384     /* stack ids fit below ST_OBJ_NO_STACK */
 struct st_object {
   __u32 packed;
-  __u32 alloc_ms; /* milliseconds since the tracer started */
+  __u32 alloc_tick; /* low 32 bits of jiffies at allocation (see now_tick) */
   __u64 link;     /* skb data: its head; skb head: the socket holding it; else 0 */
 };
 #define ST_OBJ_BUCKET(packed) ((packed) & ST_OBJ_BUCKET_MASK)

@@ -65,7 +65,8 @@ struct LiveObject {
   std::uint32_t bucket = 0;
   std::int32_t stack_id = -1;  // -1: no stack
   std::uint32_t flags = 0;     // ST_OBJ_SKB_*
-  std::uint32_t alloc_ms = 0;
+  std::uint32_t alloc_tick = 0;  // jiffies, low 32 bits
+  std::uint64_t age_ms = 0;       // at the time of the walk
   std::uint64_t link = 0;
 };
 
@@ -121,6 +122,14 @@ class Tracer {
   AttachMode mode_ = AttachMode::Auto;
   std::string irq_context_ = "programs";
   std::uint64_t start_ns_ = 0;
+  // jiffies and CLOCK_MONOTONIC read together by the st_clock program.
+  struct Clock {
+    std::uint64_t jiffies = 0, ns = 0;
+  };
+  Clock read_clock() const;
+  std::uint32_t hz() const;
+  Clock clock_at_start_;
+  mutable std::uint32_t hz_ = 0;
   int stats_fd_ = -1;  // BPF_ENABLE_STATS: run-time stats while we hold it
   // The live-object table, mapped read-only (BPF_F_MMAPABLE array).
   const st_slot* live_slots_ = nullptr;

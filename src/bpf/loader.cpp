@@ -231,6 +231,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   irq_context_ = use_preempt_count ? "preempt_count" : "programs";
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel_->obj) {
+    if (prog == skel_->progs.st_clock) continue;  // loaded, never attached
     ProgramTarget t = target_of(prog);
     bool ours = t.btf == want_btf;
     if (ours && !kernel_has(t)) {
@@ -250,7 +251,6 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;
   start_ns_ = monotonic_ns();
-  ro->start_ns = start_ns_;
   if (options.cache_names.size() + options.cache_keys.size() > ST_MAX_CACHE_FILTERS)
     throw UserError(fmt::format("at most {} --cache filters", ST_MAX_CACHE_FILTERS));
   std::size_t n = 0;
@@ -288,7 +288,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   // any entry, so no entry is ever seen without its exit.
   std::vector<bpf_program*> order;
   bpf_object__for_each_program(prog, skel_->obj) {
-    if (bpf_program__autoload(prog)) order.push_back(prog);
+    if (bpf_program__autoload(prog) && prog != skel_->progs.st_clock) order.push_back(prog);
   }
   std::stable_partition(order.begin(), order.end(), [](bpf_program* p) {
     return std::string(bpf_program__section_name(p)).find("_exit") != std::string::npos;
@@ -310,6 +310,34 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   void* view = mmap(nullptr, live_map_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.st_live), 0);
   if (view == MAP_FAILED) throw UserError(fmt::format("cannot map the live-object table: {}", errno_text(errno)));
   live_slots_ = static_cast<const st_slot*>(view);
+  clock_at_start_ = read_clock();
+}
+
+Tracer::Clock Tracer::read_clock() const {
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.st_clock), &opts) != 0)
+    throw UserError(fmt::format("cannot read the kernel's clock through BPF: {}", errno_text(errno)));
+  return {skel_->bss->st_clock_jiffies, skel_->bss->st_clock_ns};
+}
+
+// The kernel's HZ, from jiffies against the monotonic clock over at least
+// 100 ms since start-up, rounded to the nearest value kernels are built with.
+std::uint32_t Tracer::hz() const {
+  if (hz_) return hz_;
+  Clock now = read_clock();
+  constexpr std::uint64_t kMinSpanNs = 100'000'000;
+  if (now.ns - clock_at_start_.ns < kMinSpanNs) {
+    struct timespec pause {0, long(kMinSpanNs - (now.ns - clock_at_start_.ns))};
+    nanosleep(&pause, nullptr);
+    now = read_clock();
+  }
+  double measured = double(now.jiffies - clock_at_start_.jiffies) * 1e9 / double(now.ns - clock_at_start_.ns);
+  std::uint32_t best = 250;
+  for (std::uint32_t candidate : {100u, 200u, 250u, 300u, 500u, 1000u, 1024u})
+    if (std::abs(double(candidate) - measured) < std::abs(double(best) - measured)) best = candidate;
+  hz_ = best;
+  spdlog::debug("kernel HZ {} (measured {:.1f})", hz_, measured);
+  return hz_;
 }
 
 Tracer::~Tracer() {
@@ -404,7 +432,7 @@ LiveObject unpack(std::uint64_t addr, const volatile st_slot& slot) {
   std::uint32_t stack = ST_OBJ_STACK(packed);
   o.stack_id = stack == ST_OBJ_NO_STACK ? -1 : std::int32_t(stack);
   o.flags = packed & ST_OBJ_FLAGS;
-  o.alloc_ms = slot.obj.alloc_ms;
+  o.alloc_tick = slot.obj.alloc_tick;
   o.link = slot.obj.link;
   return o;
 }
@@ -412,11 +440,16 @@ LiveObject unpack(std::uint64_t addr, const volatile st_slot& slot) {
 }  // namespace
 
 void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
+  auto now = std::uint32_t(read_clock().jiffies);
+  std::uint32_t ticks_per_s = hz();
   for (std::size_t i = 0; i < live_slot_count_; ++i) {
     const volatile st_slot& slot = live_slots_[i];
     std::uint64_t addr = slot.addr;
     if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
-    fn(unpack(addr, slot));
+    LiveObject o = unpack(addr, slot);
+    auto ticks = std::int32_t(now - o.alloc_tick);  // wraps; an object newer than `now` is 0 old
+    o.age_ms = ticks > 0 ? std::uint64_t(ticks) * 1000 / ticks_per_s : 0;
+    fn(o);
   }
 }
 

@@ -42,12 +42,6 @@ bpf::AddrRange range_of(const symbols::KernelSymbols& syms, const char* function
   return {r->first, r->second};
 }
 
-std::uint64_t now_ms_since(std::uint64_t start_ns) {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  std::uint64_t now = std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
-  return now > start_ns ? (now - start_ns) / 1000000 : 0;
-}
 
 bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -290,14 +284,13 @@ model::Report Session::report() {
     std::uint64_t head, size;
   };
   std::vector<DataLink> data_links;
-  const std::uint64_t now_ms = now_ms_since(tracer_->start_ns());
   const std::uint64_t min_age_ms = std::uint64_t(options_.min_age_s * 1000.0);
   std::uint64_t live_total = 0;
   tracer_->for_each_live([&](const bpf::LiveObject& o) {
     ++live_total;
     auto it = bucket_of.find(o.bucket);
     if (it == bucket_of.end()) return;
-    std::uint64_t age = now_ms > o.alloc_ms ? now_ms - o.alloc_ms : 0;
+    std::uint64_t age = o.age_ms;
     if (age < min_age_ms) return;
     std::uint64_t size = it->second->object_size;
     auto add = [&](Agg& a) {

@@ -65,6 +65,13 @@ TEST_CASE("record attributes a UDP sk_buff leak to the sender's cgroup and the h
       via_udp_sendmsg += s["outstanding"].get<std::uint64_t>();
   INFO("lost: " << report["lost"].dump() << "\nstacks: " << report["stacks"].dump(1));
   CHECK(via_udp_sendmsg >= 19000);
+  // Ages come from jiffies and the kernel's HZ, measured at start-up: the leak
+  // was sent within the 4 s run, so its oldest object is between 0 and 4 s old.
+  for (const auto& s : report["stacks"])
+    if (s["cgroup_path"] == sender_cg.path()) {
+      CHECK(s["oldest_age_s"].get<double>() > 0.5);
+      CHECK(s["oldest_age_s"].get<double>() < 4.5);
+    }
 
   // The holder: the process that owns the unread socket, in its own cgroup.
   REQUIRE(!report["skb"]["holders"].empty());
@@ -297,4 +304,22 @@ TEST_CASE("a full live table is counted and reported, never silent", "[root][rec
   const json* sender = find_by(report["caches"], "name", "skbuff_head_cache");
   REQUIRE(sender);
   CHECK((*sender)["allocs"].get<std::uint64_t>() >= 20000);
+}
+
+TEST_CASE("record with a minimum age leaves out objects younger than it", "[root][record]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  // A leak at the start of a 5 s run is ~4-5 s old at the end; --min-age 3
+  // keeps it, --min-age 8 (older than the run) keeps nothing of it.
+  auto keeps = start_slabtrace({"record", "--duration", "5", "--format", "json", "--min-age", "3"});
+  auto drops = start_slabtrace({"record", "--duration", "5", "--format", "json", "--min-age", "8"});
+  udp_send(sender_cg, holder.port, 5000);
+  json kept = finish_json(*keeps);
+  json dropped = finish_json(*drops);
+  holder.exit();
+  const json* sender = find_by(kept["cgroups"], "path", sender_cg.path());
+  REQUIRE(sender);
+  CHECK(cache_outstanding(*sender, "skbuff_head_cache") >= 4900);
+  CHECK(find_by(dropped["cgroups"], "path", sender_cg.path()) == nullptr);
 }
