@@ -378,25 +378,47 @@ static __always_inline __u64 slot_addr(struct st_slot *s)
   return *(volatile __u64 *)&s->addr;
 }
 
-/* The probe loops are global functions: the verifier checks each once, where
- * inlined into every caller (and the queue walk's loop) they exceeded its
- * budget at 32 probes. They take and return numbers; callers look the slot up. */
+/* Probing: the first ST_LIVE_FAST_PROBES slots in a plain loop (almost every
+ * search ends there), the rest of a long path under bpf_loop, whose callback
+ * the verifier checks once: plain loops exceeded its budget at 128 probes
+ * (and at 32 when inlined into every caller), and bpf_loop's indirect call on
+ * every probe cost ~12 ns per event. The entry points are global functions
+ * that take and return numbers; callers look the slot up. */
+#define ST_LIVE_FAST_PROBES 8
+
+struct st_find_walk {
+  __u64 ptr;
+  __u32 home;
+  __s32 found; /* slot index, or -1 */
+};
+
+static __always_inline long find_probe(__u32 k, struct st_find_walk *w)
+{
+  struct st_slot *s = slot_at(w->home, k);
+  if (!s)
+    return 1;
+  __u64 a = slot_addr(s);
+  if (a == w->ptr) {
+    w->found = (__s32)((w->home + k) & live_mask);
+    return 1;
+  }
+  return a == ST_SLOT_EMPTY; /* the path ends at an empty slot */
+}
+
+static long find_step(__u32 k, void *data)
+{
+  return find_probe(k + ST_LIVE_FAST_PROBES, data);
+}
 
 /* Index of the slot holding a live address, or -1. */
 __noinline int st_live_find(__u64 ptr)
 {
-  __u32 home = home_slot(ptr);
-  for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
-    struct st_slot *s = slot_at(home, k);
-    if (!s)
-      return -1;
-    __u64 a = slot_addr(s);
-    if (a == ptr)
-      return (int)((home + k) & live_mask);
-    if (a == ST_SLOT_EMPTY)
-      return -1;
-  }
-  return -1;
+  struct st_find_walk w = {.ptr = ptr, .home = home_slot(ptr), .found = -1};
+  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES; k++)
+    if (find_probe(k, &w))
+      return w.found;
+  bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, find_step, &w, 0);
+  return w.found;
 }
 
 static __always_inline struct st_slot *live_find_at(__u64 ptr, __u32 *index)
@@ -419,49 +441,76 @@ static __always_inline struct st_slot *live_find(__u64 ptr)
 #define ST_INSERT_FULL (-28) /* no free slot within ST_LIVE_PROBES: ENOSPC */
 #define ST_INSERT_RACE (-11) /* another CPU took the slot first: EAGAIN */
 
+struct st_insert_walk {
+  __u64 ptr;
+  __u32 home;
+  __u32 free_k;    /* probe of the first free slot */
+  __s64 free_index; /* -1: none yet */
+  __u64 free_was;  /* ST_SLOT_EMPTY or ST_SLOT_DEAD */
+  __u32 stale;     /* the address is in the table already */
+};
+
+static __always_inline long insert_probe(__u32 k, struct st_insert_walk *w)
+{
+  struct st_slot *s = slot_at(w->home, k);
+  if (!s)
+    return 1;
+  __u64 a = slot_addr(s);
+  if (a == w->ptr) {
+    w->stale = 1;
+    return 1;
+  }
+  if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && w->free_index < 0) {
+    w->free_index = (w->home + k) & live_mask;
+    w->free_k = k;
+    w->free_was = a;
+  }
+  return a == ST_SLOT_EMPTY;
+}
+
+static long insert_step(__u32 k, void *data)
+{
+  return insert_probe(k + ST_LIVE_FAST_PROBES, data);
+}
+
+/* A slot before ours may have been emptied while we probed (see
+ * live_release): our probe path must not end before it reaches us. */
+static long mend_step(__u32 k, void *data)
+{
+  struct st_insert_walk *w = data;
+  struct st_slot *s = slot_at(w->home, k);
+  if (s && slot_addr(s) == ST_SLOT_EMPTY)
+    __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
+  return 0;
+}
+
 /* Claims the first free slot on the address's probe path. The whole path up
  * to an empty slot is searched first: the address may sit beyond a dead slot. */
 __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_tick, __u64 link)
 {
-  __u32 home = home_slot(ptr);
-  __s64 free_index = -1;
-  __u32 free_k = 0;
-  __u64 free_was = 0;
-  for (__u32 k = 0; k < ST_LIVE_PROBES; k++) {
-    struct st_slot *s = slot_at(home, k);
-    if (!s)
-      break;
-    __u64 a = slot_addr(s);
-    if (a == ptr)
-      return ST_INSERT_STALE;
-    if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && free_index < 0) {
-      free_index = (home + k) & live_mask;
-      free_k = k;
-      free_was = a;
-    }
-    if (a == ST_SLOT_EMPTY)
-      break;
-  }
-  if (free_index < 0)
+  struct st_insert_walk w = {.ptr = ptr, .home = home_slot(ptr), .free_index = -1};
+  int done = 0;
+  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES && !done; k++)
+    done = insert_probe(k, &w);
+  if (!done)
+    bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, insert_step, &w, 0);
+  if (w.stale)
+    return ST_INSERT_STALE;
+  if (w.free_index < 0)
     return ST_INSERT_FULL;
-  __u32 key = (__u32)free_index;
+  __u32 key = (__u32)w.free_index;
   struct st_slot *slot = bpf_map_lookup_elem(&st_live, &key);
   if (!slot)
     return ST_INSERT_FULL;
-  if (__sync_val_compare_and_swap(&slot->addr, free_was, ptr) != free_was)
+  if (__sync_val_compare_and_swap(&slot->addr, w.free_was, ptr) != w.free_was)
     return ST_INSERT_RACE;
   /* Published before the object is written: nobody frees an object before
    * its allocation has returned, and the report tolerates one stale slot. */
   slot->obj.packed = packed;
   slot->obj.alloc_tick = alloc_tick;
   slot->obj.link = link;
-  /* A slot before ours may have been emptied while we probed (see
-   * live_release): our probe path must not end before it reaches us. */
-  for (__u32 k = 0; k < ST_LIVE_PROBES && k < free_k; k++) {
-    struct st_slot *s = slot_at(home, k);
-    if (s && slot_addr(s) == ST_SLOT_EMPTY)
-      __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
-  }
+  if (w.free_k)
+    bpf_loop(w.free_k, mend_step, &w, 0);
   return 0;
 }
 

@@ -98,7 +98,7 @@ struct st_object {
  * has two per object it is sized for, and user space reads it through mmap. */
 #define ST_SLOT_EMPTY 0ull /* never used: a probe for an address stops here */
 #define ST_SLOT_DEAD 1ull  /* freed: reusable, but probes go on past it */
-#define ST_LIVE_PROBES 64
+#define ST_LIVE_PROBES 256
 struct st_slot {
   __u64 addr; /* object address, or ST_SLOT_EMPTY / ST_SLOT_DEAD */
   struct st_object obj;
