@@ -147,6 +147,16 @@ static __always_inline struct st_cpu_state *cpu_state(void)
   return bpf_map_lookup_elem(&st_cpu, &zero);
 }
 
+/* A typed (BTF) pointer as a number. The verifier refuses to hash or compare
+ * typed pointers as numbers, and a probe_read of the raw argument cost ~35 ns;
+ * stored to per-CPU map memory and read back, the pointer is a plain number
+ * (allowed to programs loaded with CAP_PERFMON). */
+static __always_inline __u64 as_number(struct st_cpu_state *cpu, const void *p)
+{
+  cpu->scratch = (__u64)p;
+  return *(volatile __u64 *)&cpu->scratch;
+}
+
 /* preempt_count bits (include/linux/preempt.h): serving a softirq is
  * SOFTIRQ_OFFSET, not the whole softirq mask, which also counts
  * local_bh_disable() in process context; hardirq and NMI have their own. */
@@ -753,16 +763,12 @@ SEC("tp_btf/kmem_cache_alloc")
 int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
              gfp_t gfp, int node)
 {
-  /* Typed arguments: direct reads, no probe_read (each showed in the cost,
-   * ~35 ns). The cache address is hashed, which the verifier refuses on a
-   * typed pointer: pass it through per-CPU map memory, where it becomes a
-   * number (allowed to programs loaded with CAP_PERFMON). */
+  /* Typed arguments: direct reads, no probe_read. The cache address is
+   * hashed into the bucket key: as_number. */
   struct st_cpu_state *cpu = cpu_state();
   if (!cpu)
     return 0;
-  cpu->scratch = (__u64)s;
-  __u64 cache_key = *(volatile __u64 *)&cpu->scratch;
-  return on_alloc(ctx, call_site, (__u64)ptr, cache_key, s->name, s->object_size, 1);
+  return on_alloc(ctx, call_site, (__u64)ptr, as_number(cpu, s), s->name, s->object_size, 1);
 }
 
 SEC("tp_btf/kmem_cache_free")
@@ -1032,21 +1038,18 @@ static __always_inline int on_data_ready(const struct sock *sk)
 }
 
 /* tp_btf: the same walk with direct loads, each a few ns where a probe_read
- * costs ~35. Addresses are hashed and compared as numbers, which the verifier
- * refuses on typed pointers: per-CPU map memory turns them into numbers. */
+ * costs ~35; addresses are hashed and compared through as_number. */
 static __always_inline int on_data_ready_typed(const struct sock *sk)
 {
   struct st_cpu_state *cpu = cpu_state();
   if (!sk || !cpu)
     return 0;
-  cpu->scratch = (__u64)sk;
-  __u64 sk_addr = *(volatile __u64 *)&cpu->scratch;
+  __u64 sk_addr = as_number(cpu, sk);
   __u64 queue_head = sk_addr + bpf_core_field_offset(struct sock, sk_receive_queue);
   struct sk_buff *skb = sk->sk_receive_queue.prev;
   struct st_sock *so = NULL;
   for (int i = 0; i < ST_QUEUE_WALK; i++) {
-    cpu->scratch = (__u64)skb;
-    __u64 addr = *(volatile __u64 *)&cpu->scratch;
+    __u64 addr = as_number(cpu, skb);
     if (!addr || addr == queue_head)
       break;
     if (sampled(addr)) {

@@ -174,7 +174,7 @@ struct st_cpu_state {
    * context, since an interrupt may allocate its own skb in between. */
   __u64 pending_head[3];
   __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
-  __u64 scratch;            /* turns a typed pointer into a number, see st_btf_cache_alloc */
+  __u64 scratch;            /* turns a typed pointer into a number, see as_number */
   __u32 stack_countdown;    /* tracked allocations until the next stack capture */
   __u32 pad;
 };
