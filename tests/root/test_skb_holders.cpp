@@ -44,6 +44,20 @@ void stop(Child& child) {
   child.finish(20);
 }
 
+// The loopback UDP port a process listens on, from `ss -Hunlp`.
+int udp_port_of(pid_t pid) {
+  Child ss({"/usr/bin/ss", "-Hunlp"});
+  REQUIRE(ss.finish(10) == 0);
+  std::istringstream lines(ss.out());
+  std::string line;
+  int port = 0;
+  while (std::getline(lines, line))
+    if (line.find("pid=" + std::to_string(pid) + ",") != std::string::npos)
+      port = std::stoi(line.substr(line.find("127.0.0.1:") + 10));
+  REQUIRE(port > 0);
+  return port;
+}
+
 }  // namespace
 
 TEST_CASE("unread unix datagram socketpair: the receiving end's process holds them", "[root][skb]") {
@@ -188,15 +202,7 @@ TEST_CASE("a receiver that reads everything: no holder, no leak verdict", "[root
   auto reader = start_holder({"udp-read", "--cgroup", reader_cg.dir()});
   // "ready PORT"
   auto tracer = start_slabtrace({"record", "--duration", "4", "--format", "json"});
-  Child ss({"/usr/bin/ss", "-Hunlp"});
-  REQUIRE(ss.finish(10) == 0);
-  std::istringstream lines(ss.out());
-  std::string line;
-  int port = 0;
-  while (std::getline(lines, line))
-    if (line.find("pid=" + std::to_string(reader->pid()) + ",") != std::string::npos)
-      port = std::stoi(line.substr(line.find("127.0.0.1:") + 10));
-  REQUIRE(port > 0);
+  int port = udp_port_of(reader->pid());
   udp_send(sender_cg, port, 30000);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   json report = finish_json(*tracer);
@@ -211,15 +217,7 @@ TEST_CASE("a drop storm is counted by reason at the socket it was meant for, not
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
   auto holder = start_holder({"udp-hold", "--cgroup", holder_cg.dir(), "--rcvbuf", "8192"});
-  Child ss({"/usr/bin/ss", "-Hunlp"});
-  REQUIRE(ss.finish(10) == 0);
-  std::istringstream lines(ss.out());
-  std::string line;
-  int port = 0;
-  while (std::getline(lines, line))
-    if (line.find("pid=" + std::to_string(holder->pid()) + ",") != std::string::npos)
-      port = std::stoi(line.substr(line.find("127.0.0.1:") + 10));
-  REQUIRE(port > 0);
+  int port = udp_port_of(holder->pid());
   auto tracer = start_slabtrace({"record", "--duration", "3", "--format", "json"});
   udp_send(sender_cg, port, 20000);
   json report = finish_json(*tracer);
