@@ -8,6 +8,7 @@ packages=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2
   iproute2 iperf3 bpftrace prometheus librsvg2-bin tmux jq python3-yaml
+  qemu-system-x86 kmod cpio xz-utils zstd
 )
 
 missing=()

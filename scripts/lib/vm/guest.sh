@@ -1,0 +1,19 @@
+#!/bin/bash
+# Runs inside the scripts/vmtest.sh guest (chroot into the overlaid host root).
+# $1 is the run directory shared with the host: it holds env (variables to
+# export), cwd, cmd (the job as a bash script) and receives started and rc.
+run=$1
+touch "$run/started"
+set -a; . "$run/env"; set +a
+ip link set lo up
+# The kernel's own modules, for anything a test loads with modprobe.
+if [[ -n ${VM_MODULES:-} && -d $VM_MODULES ]]; then
+  mkdir -p "/lib/modules/$(uname -r)"
+  mount --bind "$VM_MODULES" "/lib/modules/$(uname -r)"
+fi
+[[ -n ${VM_BPF_STATS:-} ]] && sysctl -q kernel.bpf_stats_enabled="$VM_BPF_STATS"
+[[ -e /sys/kernel/tracing/events ]] || echo "vmtest: tracefs has no events on $(uname -r)"
+cd "$(cat "$run/cwd")" 2>/dev/null || cd /
+bash "$run/cmd" </dev/null
+echo $? >"$run/rc.tmp" && mv "$run/rc.tmp" "$run/rc"
+sync
