@@ -200,6 +200,10 @@ struct Lost {
   std::uint64_t buckets_full = 0;
   std::uint64_t busy = 0;
   std::uint64_t socks_full = 0;
+
+  static Lost from(const st_stats& stats);
+  // Every counter with the name the JSON report and the metrics give it.
+  std::vector<std::pair<std::string, std::uint64_t>> named() const;
 };
 
 struct ProgramCost {

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "slabtrace/aggregate.hpp"
 #include "slabtrace/cgroups.hpp"
 #include "slabtrace/k8s_names.hpp"
 #include "slabtrace/model.hpp"
@@ -61,6 +62,7 @@ class Session {
   const symbols::KernelSymbols& symbols() const { return symbols_; }
 
  private:
+  class NodeView;
   bool cache_selected(const std::string& name) const;
   std::vector<std::string> symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) const;
 
@@ -75,13 +77,5 @@ class Session {
   k8s::PodNames pod_names_;
   std::unique_ptr<CostSampler> cost_sampler_;  // declared last: stops before the tracer goes
 };
-
-// Trims the frames that belong to tracing itself (BPF, tracepoint glue) from
-// the innermost end of a symbolized stack.
-std::vector<std::string> trim_tracing_frames(std::vector<std::string> frames);
-// The protocol-level function that caused an skb allocation ("udp_sendmsg").
-std::string skb_origin(const std::vector<std::string>& frames);
-std::string socket_family_name(std::uint16_t family);
-std::string socket_protocol_name(std::uint16_t family, std::uint16_t type, std::uint16_t protocol);
 
 }  // namespace slabtrace

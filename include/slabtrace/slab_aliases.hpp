@@ -29,4 +29,9 @@ struct CacheAliases {
 // directory (no SLUB, no sysfs in a container) gives an empty CacheAliases.
 CacheAliases read_slab_aliases(const std::string& sys_slab_dir = "/sys/kernel/slab");
 
+// SLAB_RECLAIM_ACCOUNT, from NAME/reclaim_account: the kernel frees these
+// caches' objects under memory pressure (dentries, inodes, buffer heads).
+// False when the file is missing or unreadable.
+bool is_reclaimable(const std::string& name, const std::string& sys_slab_dir = "/sys/kernel/slab");
+
 }  // namespace slabtrace::slab

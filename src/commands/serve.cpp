@@ -82,13 +82,15 @@ class MetricsGatherer {
   MetricsGatherer(Session& session, const ServeOptions& options)
       : session_(session),
         names_(k8s::LogDirs{options.common.pods_dir, options.common.containers_dir}),
-        kernel_(kernel_release()) {}
+        kernel_(kernel_release()),
+        rates_since_(session.scale()) {}
 
   prometheus::Metrics gather() {
     auto started = std::chrono::steady_clock::now();
     prometheus::Metrics m;
-    model::Snapshot now = session_.snapshot();
-    m.cgroups = cgroups(now);
+    model::Rates rates = rates_since_.next(session_.snapshot());
+    const model::Snapshot& now = *rates_since_.previous();
+    m.cgroups = cgroups(now, rates);
     m.skb_holders = skb_holders();
     m.health = health(now);
     try {
@@ -96,7 +98,6 @@ class MetricsGatherer {
     } catch (const std::exception& e) {
       spdlog::debug("{}", e.what());  // the node memory series are left out
     }
-    previous_ = std::move(now);
     m.health.refresh_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     m.health.refreshed_unix_seconds =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -117,8 +118,7 @@ class MetricsGatherer {
     return l;
   }
 
-  std::vector<prometheus::CgroupFigures> cgroups(const model::Snapshot& now) {
-    model::Rates rates = model::compute_rates(previous_ ? &*previous_ : nullptr, now, session_.scale());
+  std::vector<prometheus::CgroupFigures> cgroups(const model::Snapshot& now, const model::Rates& rates) {
     // Allocation and free counters since the start, which the rates do not keep.
     std::map<std::pair<std::uint64_t, std::string>, model::Counts> totals;
     for (const auto& b : now.buckets) totals[{b.cgroup_id, b.cache}] += b.counts;
@@ -184,9 +184,7 @@ class MetricsGatherer {
     h.attach_mode = bpf::to_string(tracer.attach_mode());
     h.sample_rate = session_.scale();
     st_stats st = tracer.stats();
-    h.lost = {{"map_full", st.v[ST_STAT_MAP_FULL]},       {"buckets_full", st.v[ST_STAT_BUCKETS_FULL]},
-              {"stack_errors", st.v[ST_STAT_STACK_ERRORS]}, {"missed_frees", st.v[ST_STAT_MISSED_FREES]},
-              {"busy", st.v[ST_STAT_BUSY]},                 {"socks_full", st.v[ST_STAT_SOCKS_FULL]}};
+    for (const auto& [name, n] : model::Lost::from(st).named()) h.lost[name] = n;
     // Tracked minus ended is what sits in the live map; counting it from the
     // bucket counters spares a walk over up to millions of entries.
     for (const auto& b : now.buckets) h.live_map_entries += b.counts.outstanding();
@@ -198,7 +196,7 @@ class MetricsGatherer {
   Session& session_;
   k8s::PodNames names_;
   std::string kernel_;
-  std::optional<model::Snapshot> previous_;
+  model::RateTracker rates_since_;
 };
 
 // Runs the HTTP server on its own thread; stops it and joins however serve() ends.

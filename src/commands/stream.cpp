@@ -12,12 +12,11 @@ int stream(const StreamOptions& o) {
   Session session(session_options(o.common));
   install_stop_handlers();
   spdlog::info("tracing ({}); a line per active cgroup every {}s", bpf::to_string(session.tracer().attach_mode()), o.interval_s);
-  std::optional<model::Snapshot> previous;
+  model::RateTracker rates_since(session.scale());
   double waited = 0;
   while (wait_for(o.interval_s)) {
     waited += o.interval_s;
-    model::Snapshot now = session.snapshot();
-    model::Rates rates = model::compute_rates(previous ? &*previous : nullptr, now, session.scale());
+    model::Rates rates = rates_since.next(session.snapshot());
     std::string ts = output::utc_timestamp();
     for (const auto& g : rates.cgroups) {
       if (!g.active) continue;
@@ -31,7 +30,6 @@ int stream(const StreamOptions& o) {
     }
     std::cout.flush();
     if (!std::cout) return 0;  // the reader went away
-    previous = std::move(now);
     if (o.duration_s > 0 && waited + 1e-9 >= o.duration_s) break;
   }
   return 0;

@@ -182,7 +182,7 @@ int top(const TopOptions& o) {
     return bool(std::cout);  // false: the reader went away
   };
 
-  std::optional<model::Snapshot> previous;
+  model::RateTracker rates_since(session.scale());
   const auto started = Clock::now();
   const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.interval_s));
   const auto deadline =
@@ -212,10 +212,8 @@ int top(const TopOptions& o) {
     const auto now = Clock::now();
     const bool last = now >= deadline;
     if (refresh || last || now >= next_refresh) {
-      model::Snapshot snapshot = session.snapshot();
-      frame.history.push_back(model::compute_rates(previous ? &*previous : nullptr, snapshot, session.scale()));
+      frame.history.push_back(rates_since.next(session.snapshot()));
       if (frame.history.size() > output::kSparklineIntervals) frame.history.erase(frame.history.begin());
-      previous = std::move(snapshot);
       for (const auto& g : frame.history.back().cgroups)
         frame.cgroup_paths[g.cgroup_id] = session.cgroup_path(g.cgroup_id);
       frame.meminfo = meminfo_or_empty();

@@ -119,6 +119,9 @@ json report_json(const model::Report& r) {
   json costs = json::array();
   for (const auto& c : r.costs) costs.push_back({{"program", c.name}, {"events", c.events}, {"ns_per_event", c.ns_per_event}});
 
+  json lost = json::object();
+  for (const auto& [name, n] : r.lost.named()) lost[name] = n;
+
   return {{"schema", kReportSchema},
           {"kernel", r.kernel},
           {"duration_s", r.duration_s},
@@ -139,13 +142,7 @@ json report_json(const model::Report& r) {
             {"data_caches", data_caches},
             {"drops", drops},
             {"drops_by_socket", drops_by_socket}}},
-          {"lost",
-           {{"map_full", r.lost.map_full},
-            {"stack_errors", r.lost.stack_errors},
-            {"missed_frees", r.lost.missed_frees},
-            {"buckets_full", r.lost.buckets_full},
-            {"busy", r.lost.busy},
-            {"socks_full", r.lost.socks_full}}},
+          {"lost", lost},
           {"live_objects", r.live_objects},
           {"live_capacity", r.live_capacity},
           {"cost", costs}};

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 namespace slabtrace::slab {
@@ -39,6 +40,14 @@ CacheAliases read_slab_aliases(const std::string& sys_slab_dir) {
   }
   for (auto& [group, names] : aliases.names_by_target) std::sort(names.begin(), names.end());
   return aliases;
+}
+
+bool is_reclaimable(const std::string& name, const std::string& sys_slab_dir) {
+  // Names come from slabinfo and our own cache naming; never a path.
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return false;
+  std::ifstream in(sys_slab_dir + "/" + name + "/reclaim_account");
+  int flag = 0;
+  return in >> flag && flag == 1;
 }
 
 }  // namespace slabtrace::slab

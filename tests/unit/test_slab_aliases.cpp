@@ -13,8 +13,8 @@ using Names = std::vector<std::string>;
 TEST_CASE("slab aliases from a /sys/kernel/slab fixture tree", "[unit][slab_aliases]") {
   auto aliases = read_slab_aliases(SLABTRACE_FIXTURES "/sysfs/kernel/slab");
   REQUIRE_FALSE(aliases.empty());
-  CHECK(aliases.names_by_target.size() == 4);
-  CHECK(aliases.target_of.size() == 12);
+  CHECK(aliases.names_by_target.size() == 5);
+  CHECK(aliases.target_of.size() == 13);
   CHECK(aliases.target_of.at("skbuff_fclone_cache") == ":0000512");
   CHECK(aliases.target_of.at("cred") == ":A-0000192");
 
@@ -65,4 +65,15 @@ TEST_CASE("slab aliases of this machine agree with its /proc/slabinfo", "[unit][
     CHECK(listed == 1);
     for (const auto& name : names) CHECK(procfs::find_cache(info, aliases.slabinfo_name(name, info)));
   }
+}
+
+TEST_CASE("reclaimable caches are told by reclaim_account, merged ones through their link", "[unit][slab_aliases]") {
+  const std::string dir = std::string(SLABTRACE_FIXTURES) + "/sysfs/kernel/slab";
+  CHECK(slab::is_reclaimable("ext4_inode_cache", dir));
+  CHECK(slab::is_reclaimable("dentry", dir));
+  CHECK(slab::is_reclaimable("buffer_head", dir));  // -> :a-0000104
+  CHECK_FALSE(slab::is_reclaimable("skbuff_head_cache", dir));
+  CHECK_FALSE(slab::is_reclaimable("UDP", dir));       // -> :A-0001344, accounted but not reclaimable
+  CHECK_FALSE(slab::is_reclaimable("no_such_cache", dir));
+  CHECK_FALSE(slab::is_reclaimable("../slab", dir));
 }

@@ -1,0 +1,447 @@
+// The report of a recording, from the tracer's maps and the node's names:
+// outstanding per cache, cgroup and stack; sk_buffs, their allocators, their
+// holders and their drops; the kernel's own counts beside ours. No I/O: every
+// question goes to the TraceSource or the KernelView.
+#include "slabtrace/aggregate.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <istream>
+#include <sstream>
+#include <unordered_map>
+
+#include "slabtrace/human.hpp"
+#include "slabtrace/sockets.hpp"
+
+namespace slabtrace::model {
+
+namespace {
+
+struct Agg {
+  std::uint64_t count = 0, bytes = 0, oldest_ms = 0;
+};
+
+// Keyed by bucket << 32 | stack id: one hash per object over millions.
+std::uint64_t stack_key(std::uint32_t bucket, std::int32_t stack) { return std::uint64_t(bucket) << 32 | std::uint32_t(stack); }
+std::pair<std::uint32_t, std::int32_t> unkey(std::uint64_t key) {
+  return {std::uint32_t(key >> 32), std::int32_t(std::uint32_t(key))};
+}
+
+bool selected_by(const std::vector<std::string>& filter, const std::string& slabinfo_name, KernelView& kernel) {
+  if (filter.empty()) return true;
+  for (const auto& wanted : filter) {
+    if (wanted == slabinfo_name) return true;
+    auto aliases = kernel.aliases_of(wanted);
+    if (std::find(aliases.begin(), aliases.end(), slabinfo_name) != aliases.end()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+CgroupMemory parse_memory_stat(std::istream& in) {
+  CgroupMemory m;
+  std::string key;
+  std::uint64_t value = 0;
+  while (in >> key >> value) {
+    if (key == "slab_reclaimable") m.slab_reclaimable = value;
+    else if (key == "slab_unreclaimable") m.slab_unreclaimable = value;
+    else if (key == "sock") m.sock = value;
+  }
+  return m;
+}
+
+std::string drop_reason_name(const std::map<std::uint32_t, std::string>& names, std::uint32_t reason) {
+  auto it = names.find(reason);
+  return it != names.end() ? it->second : fmt::format("reason {}", reason);
+}
+
+Lost Lost::from(const st_stats& st) {
+  Lost l;
+  l.map_full = st.v[ST_STAT_MAP_FULL];
+  l.stack_errors = st.v[ST_STAT_STACK_ERRORS];
+  l.missed_frees = st.v[ST_STAT_MISSED_FREES];
+  l.buckets_full = st.v[ST_STAT_BUCKETS_FULL];
+  l.busy = st.v[ST_STAT_BUSY];
+  l.socks_full = st.v[ST_STAT_SOCKS_FULL];
+  return l;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Lost::named() const {
+  return {{"map_full", map_full}, {"stack_errors", stack_errors}, {"missed_frees", missed_frees},
+          {"buckets_full", buckets_full}, {"busy", busy}, {"socks_full", socks_full}};
+}
+
+Rates RateTracker::next(Snapshot now) {
+  Rates r = compute_rates(previous(), now, scale_);
+  previous_ = std::move(now);
+  return r;
+}
+
+Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& kernel) {
+  Report rep;
+  rep.kernel = run.kernel;
+  rep.duration_s = run.duration_s;
+  rep.sample_rate = run.sample_rate;
+  rep.stack_sample_rate = run.stack_sample_rate;
+  rep.attach_mode = run.attach_mode;
+  const std::uint64_t scale = run.sample_rate;
+  const Snapshot& snap = run.counters;
+
+  std::unordered_map<std::uint32_t, const Bucket*> bucket_of;
+  for (const auto& b : snap.buckets) bucket_of.emplace(b.index, &b);
+
+  // One pass over the live set: per bucket and per (bucket, stack).
+  std::unordered_map<std::uint32_t, Agg> per_bucket;
+  std::unordered_map<std::uint64_t, Agg> per_stack, head_stacks;
+  std::unordered_map<std::uint32_t, Agg> heads_by_bucket, data_by_bucket;
+  // skb relations kept in the objects themselves: head -> holding socket,
+  // data buffer -> its head.
+  struct QueuedHead {
+    std::uint64_t addr, sk, size;
+  };
+  std::vector<QueuedHead> queued_heads;
+  // Data buffers and their heads, looked up in the table afterwards (as the
+  // BPF side does) rather than through a set of millions of heads.
+  struct DataLink {
+    std::uint32_t bucket;
+    std::uint64_t head, size;
+  };
+  std::vector<DataLink> data_links;
+  const std::uint64_t min_age_ms = std::uint64_t(run.min_age_s * 1000.0);
+  std::uint64_t live_total = 0;
+  trace.for_each_live([&](const bpf::LiveObject& o) {
+    ++live_total;
+    auto it = bucket_of.find(o.bucket);
+    if (it == bucket_of.end()) return;
+    std::uint64_t age = o.age_ms;
+    if (age < min_age_ms) return;
+    std::uint64_t size = it->second->object_size;
+    auto add = [&](Agg& a) {
+      a.count += 1;
+      a.bytes += size;
+      a.oldest_ms = std::max(a.oldest_ms, age);
+    };
+    add(per_bucket[o.bucket]);
+    add(per_stack[stack_key(o.bucket, o.stack_id)]);
+    if (o.flags & ST_OBJ_SKB_HEAD) {
+      add(heads_by_bucket[o.bucket]);
+      add(head_stacks[stack_key(o.bucket, o.stack_id)]);
+      if (o.link) queued_heads.push_back({o.addr, o.link, size});
+    }
+    if (o.flags & ST_OBJ_SKB_DATA) {
+      add(data_by_bucket[o.bucket]);
+      if (o.link) data_links.push_back({o.bucket, o.link, size});
+    }
+  });
+  rep.live_objects = live_total;
+  rep.live_capacity = trace.live_capacity();
+
+  // Caches: counters for allocs/frees, the live set for what is outstanding.
+  std::map<std::string, CacheReport> caches;
+  for (const auto& b : snap.buckets) {
+    auto& c = caches[b.cache];
+    c.name = b.cache;
+    c.object_size = b.object_size;
+    c.allocs += b.counts.allocs;
+    c.frees += b.counts.ended_total() * scale;
+    for (std::size_t i = 0; i < c.ended_by.size(); ++i) c.ended_by[i] += b.counts.ended[i] * scale;
+    auto it = per_bucket.find(b.index);
+    if (it != per_bucket.end()) {
+      c.outstanding += it->second.count * scale;
+      c.outstanding_bytes += it->second.bytes * scale;
+    }
+  }
+  for (auto& [name, c] : caches) c.outstanding_error = error95(c.outstanding / scale, scale);
+  static const procfs::Slabinfo kNoSlabinfo;
+  const procfs::Slabinfo& slabinfo_end = run.slabinfo_end ? *run.slabinfo_end : kNoSlabinfo;
+  if (!run.slabinfo_end)
+    rep.notes.push_back(fmt::format("/proc/slabinfo unreadable at the end: {}", run.slabinfo_end_error));
+  for (auto& [name, c] : caches) {
+    c.slabinfo_name = kernel.slabinfo_name(name);
+    for (const auto& a : kernel.aliases_of(name))
+      if (a != name) c.aliases.push_back(a);
+    const auto* s0 = procfs::find_cache(run.slabinfo_start, c.slabinfo_name);
+    const auto* s1 = procfs::find_cache(slabinfo_end, c.slabinfo_name);
+    if (s0 && s1)
+      c.slabinfo = SlabinfoDelta{s0->active_objs, s1->active_objs,
+                                 std::int64_t(s1->active_objs) - std::int64_t(s0->active_objs)};
+    rep.caches.push_back(c);
+  }
+  // Caches that grew or shrank with nothing traced: the check needs them too.
+  for (const auto& s1 : slabinfo_end) {
+    const auto* s0 = procfs::find_cache(run.slabinfo_start, s1.name);
+    if (!s0) continue;
+    std::int64_t delta = std::int64_t(s1.active_objs) - std::int64_t(s0->active_objs);
+    bool listed = std::any_of(rep.caches.begin(), rep.caches.end(),
+                              [&](const auto& c) { return c.slabinfo_name == s1.name; });
+    if (listed || std::llabs(delta) < 1000 || !selected_by(run.cache_filter, s1.name, kernel)) continue;
+    CacheReport c;
+    c.name = c.slabinfo_name = s1.name;
+    c.object_size = s1.object_size;
+    c.slabinfo = SlabinfoDelta{s0->active_objs, s1.active_objs, delta};
+    rep.caches.push_back(c);
+  }
+  std::sort(rep.caches.begin(), rep.caches.end(),
+            [](const auto& a, const auto& b) { return a.outstanding_bytes > b.outstanding_bytes; });
+
+  // Cgroups.
+  std::map<std::uint64_t, CgroupReport> cgs;
+  for (const auto& b : snap.buckets) {
+    auto it = per_bucket.find(b.index);
+    if (it == per_bucket.end() || it->second.count == 0) continue;
+    auto& g = cgs[b.cgroup_id];
+    g.id = b.cgroup_id;
+    g.outstanding += it->second.count * scale;
+    g.outstanding_bytes += it->second.bytes * scale;
+    g.by_cache[b.cache] += it->second.count * scale;
+  }
+  for (auto& [id, g] : cgs) {
+    g.outstanding_error = error95(g.outstanding / scale, scale);
+    g.path = kernel.cgroup_path(id);
+    g.container = cgroups::parse_container(g.path);
+    g.workload = kernel.workload_of(g.path);
+    rep.cgroups.push_back(std::move(g));
+  }
+  std::sort(rep.cgroups.begin(), rep.cgroups.end(),
+            [](const auto& a, const auto& b) { return a.outstanding_bytes > b.outstanding_bytes; });
+
+  // Stacks: symbolize only the top ones. With stack sampling, objects without
+  // a stack are left out and the sampled ones stand for stack_sample_rate each.
+  const bool stacks_sampled = run.stack_sample_rate > 1;
+  const std::uint64_t stack_scale = scale * std::max<std::uint64_t>(run.stack_sample_rate, 1);
+  std::vector<std::pair<std::pair<std::uint32_t, std::int32_t>, Agg>> stacks;
+  for (const auto& [key, agg] : per_stack) {
+    auto bucket_stack = unkey(key);
+    if (bucket_stack.second >= 0 || !stacks_sampled) stacks.emplace_back(bucket_stack, agg);
+  }
+  std::sort(stacks.begin(), stacks.end(), [](const auto& a, const auto& b) { return a.second.bytes > b.second.bytes; });
+  std::unordered_map<std::int32_t, std::vector<std::uint64_t>> raw_stacks;
+  auto raw_stack = [&](std::int32_t id) -> const std::vector<std::uint64_t>& {
+    auto it = raw_stacks.find(id);
+    if (it == raw_stacks.end()) it = raw_stacks.emplace(id, trace.stack(id)).first;
+    return it->second;
+  };
+  for (std::size_t i = 0; i < stacks.size() && rep.stacks.size() < run.top; ++i) {
+    const auto& [key, agg] = stacks[i];
+    const Bucket* b = bucket_of.at(key.first);
+    StackReport s;
+    s.cache = b->cache;
+    s.cgroup_id = b->cgroup_id;
+    s.cgroup_path = kernel.cgroup_path(b->cgroup_id);
+    s.stack_id = key.second;
+    s.outstanding = agg.count * stack_scale;
+    s.outstanding_bytes = agg.bytes * stack_scale;
+    s.outstanding_error = error95(agg.count, stack_scale);
+    s.oldest_age_s = double(agg.oldest_ms) / 1000.0;
+    const auto& addrs = raw_stack(key.second);
+    s.frames = trim_tracing_frames(kernel.symbolize(addrs, false));
+    auto with = kernel.symbolize(addrs, true);
+    std::size_t trimmed = addrs.size() - s.frames.size();
+    s.frames_with_offsets.assign(with.begin() + std::ptrdiff_t(trimmed), with.end());
+    rep.stacks.push_back(std::move(s));
+  }
+
+  // sk_buffs: heads and data buffers, who allocated them, who holds them.
+  for (const auto& [idx, a] : heads_by_bucket) {
+    rep.skb.outstanding_heads += a.count * scale;
+    rep.skb.outstanding_bytes += a.bytes * scale;
+  }
+  for (const auto& [idx, a] : data_by_bucket) {
+    rep.skb.outstanding_data += a.count * scale;
+    rep.skb.outstanding_bytes += a.bytes * scale;
+  }
+  std::map<std::pair<std::uint64_t, std::string>, std::uint64_t> allocators;
+  for (const auto& [packed_key, agg] : head_stacks) {
+    auto key = unkey(packed_key);
+    if (key.second < 0 && stacks_sampled) continue;
+    const Bucket* b = bucket_of.at(key.first);
+    auto frames = trim_tracing_frames(kernel.symbolize(raw_stack(key.second), false));
+    allocators[{b->cgroup_id, frames.empty() ? std::string() : skb_origin(frames)}] += agg.count * stack_scale;
+  }
+  // Per data cache: how many data buffers still have their head (1:1 is the leak signature).
+  std::map<std::string, SkbDataCache> data_caches;
+  for (const auto& [idx, a] : data_by_bucket) {
+    auto& d = data_caches[bucket_of.at(idx)->cache];
+    d.cache = bucket_of.at(idx)->cache;
+    d.data_buffers += a.count * scale;
+  }
+  // Each data buffer's head, found in the table: still live (1:1 leak
+  // signature), and which socket holds it (the holder's bytes).
+  std::unordered_map<std::uint64_t, std::uint64_t> queued_data_bytes;  // socket -> bytes
+  for (const auto& d : data_links) {
+    auto head = trace.find_live(d.head);
+    if (!head || !(head->flags & ST_OBJ_SKB_HEAD)) continue;
+    data_caches[bucket_of.at(d.bucket)->cache].with_live_head += scale;
+    if (head->link) queued_data_bytes[head->link] += d.size;
+  }
+  for (auto& [name, d] : data_caches) rep.skb.data_caches.push_back(d);
+  for (const auto& [key, n] : allocators) rep.skb.allocators.push_back({key.first, kernel.cgroup_path(key.first), key.second, n});
+  std::sort(rep.skb.allocators.begin(), rep.skb.allocators.end(),
+            [](const auto& a, const auto& b) { return a.heads > b.heads; });
+
+  std::unordered_map<std::uint64_t, SkbHolder> holders;
+  for (const auto& q : queued_heads) {
+    auto& h = holders[q.sk];
+    h.sk = q.sk;
+    h.queued_skbs += scale;
+    h.queued_bytes += q.size * scale;
+  }
+  for (const auto& [sk, bytes] : queued_data_bytes) {
+    auto h = holders.find(sk);
+    if (h != holders.end()) h->second.queued_bytes += bytes * scale;
+  }
+  for (auto& [sk, h] : holders) {
+    if (auto info = trace.socket(sk)) {
+      h.socket_inode = info->inode;
+      h.netns = info->netns;
+      h.family = socket_family_name(info->family);
+      h.protocol = socket_protocol_name(info->family, info->type, info->protocol);
+      h.socket_cgroup_id = info->cgroup;
+    }
+    if (const auto* s = kernel.socket_by_inode(h.socket_inode)) {
+      if (!s->owners.empty()) {
+        const auto& owner = s->owners.front();
+        h.pid = std::uint32_t(owner.pid);
+        h.comm = owner.comm;
+        h.cgroup_path = owner.cgroup.empty() ? "/" : owner.cgroup;
+        h.workload = kernel.workload_of(h.cgroup_path);
+        if (auto id = kernel.cgroup_id_of(h.cgroup_path)) h.cgroup_id = *id;
+      }
+      h.kernel_queued_bytes = s->queued_bytes();
+      h.kernel_queued_skbs = s->queued_skbs();
+    }
+    // The socket's own accounting says its queue is empty: what we saw
+    // queued has been read and waits only to be freed.
+    if (h.kernel_queued_bytes && *h.kernel_queued_bytes == 0) {
+      rep.notes.push_back(fmt::format("{} skbs seen on {} socket inode {} were read already (awaiting free)",
+                                      group_thousands(h.queued_skbs), h.protocol, h.socket_inode));
+      continue;
+    }
+    rep.skb.holders.push_back(h);
+  }
+  if (!holders.empty())
+    for (const auto& w : kernel.socket_warnings()) spdlog::debug("socket inventory: {}", w);
+  std::sort(rep.skb.holders.begin(), rep.skb.holders.end(),
+            [](const auto& a, const auto& b) { return a.queued_skbs > b.queued_skbs; });
+
+  const auto& reason_names = kernel.drop_reasons();
+  for (const auto& [reason, n] : trace.drops()) rep.skb.drops.emplace_back(drop_reason_name(reason_names, reason), n);
+  std::sort(rep.skb.drops.begin(), rep.skb.drops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  auto by_socket = trace.drops_by_socket();
+  std::sort(by_socket.begin(), by_socket.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (by_socket.size() > 10) by_socket.resize(10);
+  for (const auto& [key, n] : by_socket) {
+    SkbDrop d;
+    d.reason = drop_reason_name(reason_names, key.reason);
+    d.count = n;
+    d.socket_inode = key.inode;
+    d.cgroup_id = key.cgroup;
+    if (key.cgroup) d.cgroup_path = kernel.cgroup_path(key.cgroup);
+    if (key.inode)
+      if (const auto* s = kernel.socket_by_inode(key.inode); s && !s->owners.empty()) {
+        d.pid = std::uint32_t(s->owners.front().pid);
+        d.comm = s->owners.front().comm;
+      }
+    rep.skb.drops_by_socket.push_back(std::move(d));
+  }
+
+  // Health and our own cost.
+  st_stats st = trace.stats();
+  for (int i = 0; i < ST_STAT_COUNT; ++i) spdlog::debug("bpf stat {}: {}", i, st.v[i]);
+  rep.lost = Lost::from(st);
+  for (const auto& c : trace.program_costs()) {
+    if (!c.run_count) continue;
+    rep.costs.push_back({c.name, c.run_count, double(c.run_time_ns) / double(c.run_count)});
+  }
+  if (rep.lost.map_full)
+    rep.notes.push_back(fmt::format("{} objects were not tracked: the live-object map ({} entries) was full; raise --max-objects or use --sample",
+                                    group_thousands(rep.lost.map_full), group_thousands(rep.live_capacity)));
+  if (scale > 1) {
+    const CacheReport* largest = nullptr;
+    for (const auto& c : rep.caches)
+      if (!largest || c.outstanding > largest->outstanding) largest = &c;
+    if (largest && largest->outstanding)
+      rep.notes.push_back(fmt::format("sampled 1 in {} addresses: counts are estimates, e.g. {} {} ± {} (95 %)", scale,
+                                      largest->name, group_thousands(largest->outstanding),
+                                      group_thousands(largest->outstanding_error)));
+    else
+      rep.notes.push_back(fmt::format("sampled 1 in {} addresses: counts are estimates", scale));
+  }
+  if (stacks_sampled)
+    rep.notes.push_back(fmt::format("stacks sampled from 1 in {} tracked objects: per-stack counts are estimates",
+                                    run.stack_sample_rate));
+  return rep;
+}
+
+}  // namespace slabtrace::model
+
+namespace slabtrace {
+
+namespace {
+bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+}  // namespace
+
+std::vector<std::string> trim_tracing_frames(std::vector<std::string> frames) {
+  // The innermost frames are the BPF program and the tracepoint plumbing that
+  // called it; everything from the first frame after them is the kernel's.
+  auto is_tracing = [](const std::string& f) {
+    return starts_with(f, "bpf_") || starts_with(f, "__bpf_") || starts_with(f, "__traceiter_") ||
+           starts_with(f, "trace_call_bpf") || starts_with(f, "perf_trace_") || starts_with(f, "0x");
+  };
+  std::size_t last = 0;
+  bool found = false;
+  for (std::size_t i = 0; i < frames.size() && i < 8; ++i)
+    if (is_tracing(frames[i])) {
+      last = i;
+      found = true;
+    }
+  if (found) frames.erase(frames.begin(), frames.begin() + std::ptrdiff_t(last + 1));
+  return frames;
+}
+
+std::string skb_origin(const std::vector<std::string>& frames) {
+  // The first protocol-level function above the generic skb allocation code.
+  static const char* suffixes[] = {"sendmsg", "_sendpage", "_rcv", "_xmit_nit", "_recvmsg", "_output", "_input"};
+  for (const auto& f : frames) {
+    for (const char* s : suffixes) {
+      std::string_view sv(s);
+      if (f.size() > sv.size() && f.compare(f.size() - sv.size(), sv.size(), sv) == 0 &&
+          !starts_with(f, "sock_") && !starts_with(f, "__sock_") && !starts_with(f, "____sys_") &&
+          !starts_with(f, "__sys_"))
+        return f;
+    }
+  }
+  return frames.empty() ? std::string("?") : frames.back();
+}
+
+std::string socket_family_name(std::uint16_t family) {
+  switch (family) {
+    case AF_UNIX: return "unix";
+    case AF_INET: return "inet";
+    case AF_INET6: return "inet6";
+    case AF_PACKET: return "packet";
+    case AF_NETLINK: return "netlink";
+    default: return fmt::format("af{}", family);
+  }
+}
+
+std::string socket_protocol_name(std::uint16_t family, std::uint16_t type, std::uint16_t protocol) {
+  if (family == AF_UNIX) return sockets::unix_protocol(type);
+  if (family == AF_PACKET) return sockets::packet_protocol(type);
+  if (family == AF_INET || family == AF_INET6) {
+    switch (protocol) {
+      case 6: return "tcp";
+      case 17: return "udp";
+      case 136: return "udplite";
+      case 1: case 58: return "icmp";
+      default: return type == SOCK_RAW ? "raw" : fmt::format("ip{}", protocol);
+    }
+  }
+  return fmt::format("proto{}", protocol);
+}
+
+}  // namespace slabtrace
