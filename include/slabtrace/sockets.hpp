@@ -8,8 +8,6 @@
 //
 //   auto inventory = sockets::SocketInventory::scan({});
 //   if (const sockets::SocketInfo* sock = inventory.find(inode)) {
-//     std::string who = sockets::describe(*sock, inventory.own_netns());
-//     // "UDP socket inode 18884 of pid 4242 (leaky) in /kubepods/..."
 //     std::uint64_t held = sock->queued_bytes();  // cross-check with BPF counts
 //   }
 //   // unix skbs carry their sender in skb->sk; the holder is its peer:
@@ -90,6 +88,7 @@ struct Owner {
   std::string comm;
   std::uint64_t netns = 0;   // the process's network namespace (may differ from the socket's)
   std::string cgroup;        // cgroup-v2 path ("0::" line of /proc/PID/cgroup), "" on v1-only hosts
+  int ppid = 0;              // its parent, 0 if unknown
 };
 using OwnerMap = std::unordered_map<std::uint64_t /*socket inode*/, std::vector<Owner>>;
 
@@ -98,15 +97,18 @@ using OwnerMap = std::unordered_map<std::uint64_t /*socket inode*/, std::vector<
 // when it holds several descriptors to it.
 OwnerMap scan_socket_owners(const std::string& proc_root = "/proc");
 
+// The parent pid from the text of /proc/PID/stat; 0 if it cannot be read.
+int parent_pid_of(std::string_view stat);
+
 // ---------------------------------------------------------------------------
 // What names a socket in every view of it.
 
 struct SocketId {
   std::uint64_t inode = 0;
   std::uint64_t netns = 0;  // the namespace the socket lives in
-  std::string family;       // "inet", "inet6", "unix", "packet"
-  // "udp", "tcp", "raw", "unix-stream", "unix-dgram", "unix-seqpacket",
-  // "packet-raw", "packet-dgram"
+  std::string family;       // "inet", "inet6", "unix", "packet", "netlink"
+  // "udp", "udplite", "tcp", "raw", "unix-stream", "unix-dgram",
+  // "unix-seqpacket", "packet-raw", "packet-dgram", "netlink-route", ...
   std::string protocol;
 };
 
@@ -139,6 +141,12 @@ struct QueueAccounting : SocketId {
   // kernel): exact when the queued datagrams have one size, as leaks usually do.
   bool queued_skbs_estimated = false;
   std::uint64_t drops = 0;           // SK_MEMINFO_DROPS
+  // SK_MEMINFO_BACKLOG: skbs that arrived while a user held the socket lock,
+  // not yet moved to the receive queue (tcp, udp under load).
+  std::uint64_t backlog_bytes = 0;
+  // SK_MEMINFO_WMEM_QUEUED: the write queue, skbs waiting to be sent or acked
+  // (tcp); udp and unix keep none.
+  std::uint64_t write_queue_bytes = 0;
   std::uint64_t peer_inode = 0;      // unix: the connected peer, 0 if none
   // unix: udiag_rqueue as the kernel reports it (first datagram length, unread
   // stream bytes, or pending connections of a listener).
@@ -152,6 +160,26 @@ struct NetnsHandle {
   std::uint64_t inode = 0;
   std::vector<std::string> ns_paths;
 };
+
+// ---------------------------------------------------------------------------
+// sock_diag replies, parsed without I/O: what a dump of one family says.
+
+struct DiagQuery {
+  std::uint8_t family = 0;    // AF_UNIX, AF_INET, AF_INET6, AF_PACKET, AF_NETLINK
+  std::uint8_t protocol = 0;  // inet: IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_TCP
+};
+struct DiagDumpEnd {
+  bool done = false;  // NLMSG_DONE or NLMSG_ERROR seen
+  int error = 0;      // errno the kernel ended the dump with, 0 if none
+};
+// Parses `bytes` (one or more recv() buffers of a SOCK_DIAG_BY_FAMILY dump,
+// as the kernel sent them), appending one QueueAccounting per socket, in
+// `netns`. Truncated or malformed messages end the parse: nothing throws.
+// Unix queued_bytes are left to attribute_unix_queues.
+DiagDumpEnd parse_diag_dump(std::string_view bytes, const DiagQuery& query, std::uint64_t netns,
+                            std::vector<QueueAccounting>& out);
+// The name of a netlink protocol: 0 -> "netlink-route", 15 -> "netlink-uevent".
+std::string netlink_protocol(unsigned protocol);
 
 struct AccountingScan {
   std::vector<QueueAccounting> sockets;
@@ -236,9 +264,6 @@ class SocketInventory {
   std::uint64_t own_netns_ = 0;
 };
 
-// "UDP socket inode 18884 of pid 4242 (leaky) in /kubepods/besteffort/pod1/abc";
-// the netns is named unless it is `home_netns` (pass own_netns() to leave the
-// host's out). Pure.
-std::string describe(const SocketInfo& socket, std::uint64_t home_netns = 0);
+// A socket is described for people by census::describe (census.hpp).
 
 }  // namespace slabtrace::sockets

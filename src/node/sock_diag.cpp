@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/netlink_diag.h>
 #include <linux/packet_diag.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
@@ -15,6 +16,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -26,38 +28,13 @@
 #include <fmt/format.h>
 
 #include "slabtrace/sockets.hpp"
+#include "slabtrace/unique_fd.hpp"
 
 namespace slabtrace::sockets {
 
 namespace {
 
-// Move-only owner of a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 constexpr std::uint8_t kTcpListen = 10;  // TCP_LISTEN: unix listeners report it too
 
@@ -92,6 +69,8 @@ void apply_meminfo(const std::array<std::uint32_t, SK_MEMINFO_VARS>& meminfo, Qu
   socket.rcvbuf_bytes = meminfo[SK_MEMINFO_RCVBUF];
   socket.wmem_alloc_bytes = meminfo[SK_MEMINFO_WMEM_ALLOC];
   socket.drops = meminfo[SK_MEMINFO_DROPS];
+  socket.backlog_bytes = meminfo[SK_MEMINFO_BACKLOG];
+  socket.write_queue_bytes = meminfo[SK_MEMINFO_WMEM_QUEUED];
 }
 
 // Calls on_attribute(type, payload, length) for each attribute after the
@@ -116,10 +95,77 @@ T payload_as(const void* payload, std::size_t length) {
   return value;
 }
 
-// Sends one SOCK_DIAG_BY_FAMILY dump request and calls on_reply(message, body)
-// for each socket in the answer. Returns 0, or the errno that ended the dump.
-template <typename Reply, typename Request, typename OnReply>
-int dump(int netlink, const Request& request, OnReply on_reply) {
+// One socket of a dump reply, by family. Unix queued_bytes need every sender
+// (attribute_unix_queues); the others are the socket's own rmem_alloc.
+void parse_unix(const nlmsghdr* message, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  auto reply = payload_as<unix_diag_msg>(NLMSG_DATA(message), sizeof(unix_diag_msg));
+  QueueAccounting socket(SocketId{reply.udiag_ino, netns, "unix", unix_protocol(reply.udiag_type)});
+  socket.listening = reply.udiag_state == kTcpListen;
+  for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+    if (type == UNIX_DIAG_PEER) socket.peer_inode = payload_as<std::uint32_t>(payload, length);
+    if (type == UNIX_DIAG_RQLEN) socket.unix_rqueue = payload_as<unix_diag_rqlen>(payload, length).udiag_rqueue;
+    if (type == UNIX_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+  });
+  out.push_back(std::move(socket));
+}
+
+std::string inet_protocol(std::uint8_t protocol) {
+  switch (protocol) {
+    case IPPROTO_UDP: return "udp";
+    case IPPROTO_UDPLITE: return "udplite";
+    case IPPROTO_TCP: return "tcp";
+    default: return fmt::format("ip{}", protocol);
+  }
+}
+
+void parse_inet(const nlmsghdr* message, const DiagQuery& query, std::uint64_t netns,
+                std::vector<QueueAccounting>& out) {
+  auto reply = payload_as<inet_diag_msg>(NLMSG_DATA(message), sizeof(inet_diag_msg));
+  if (reply.idiag_inode == 0) return;  // TIME_WAIT and request sockets hold no queue
+  QueueAccounting socket(SocketId{reply.idiag_inode, netns, reply.idiag_family == AF_INET6 ? "inet6" : "inet",
+                                  inet_protocol(query.protocol)});
+  for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+    if (type == INET_DIAG_SKMEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+  });
+  socket.queued_bytes = socket.rmem_alloc_bytes;
+  socket.listening = reply.idiag_state == kTcpListen;
+  out.push_back(std::move(socket));
+}
+
+void parse_packet(const nlmsghdr* message, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  auto reply = payload_as<packet_diag_msg>(NLMSG_DATA(message), sizeof(packet_diag_msg));
+  QueueAccounting socket(SocketId{reply.pdiag_ino, netns, "packet", packet_protocol(reply.pdiag_type)});
+  for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+    if (type == PACKET_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+  });
+  socket.queued_bytes = socket.rmem_alloc_bytes;
+  out.push_back(std::move(socket));
+}
+
+void parse_netlink(const nlmsghdr* message, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  auto reply = payload_as<netlink_diag_msg>(NLMSG_DATA(message), sizeof(netlink_diag_msg));
+  QueueAccounting socket(SocketId{reply.ndiag_ino, netns, "netlink", netlink_protocol(reply.ndiag_protocol)});
+  for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
+    if (type == NETLINK_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+  });
+  socket.queued_bytes = socket.rmem_alloc_bytes;
+  out.push_back(std::move(socket));
+}
+
+std::size_t reply_size(std::uint8_t family) {
+  switch (family) {
+    case AF_UNIX: return sizeof(unix_diag_msg);
+    case AF_PACKET: return sizeof(packet_diag_msg);
+    case AF_NETLINK: return sizeof(netlink_diag_msg);
+    default: return sizeof(inet_diag_msg);
+  }
+}
+
+// Sends one SOCK_DIAG_BY_FAMILY dump request and parses the answer into
+// `out`. Returns 0, or the errno that ended the dump.
+template <typename Request>
+int dump(int netlink, const Request& request, const DiagQuery& query, std::uint64_t netns,
+         std::vector<QueueAccounting>& out) {
   struct {
     nlmsghdr header;
     Request body;
@@ -141,21 +187,8 @@ int dump(int netlink, const Request& request, OnReply on_reply) {
     if (received < 0 && errno == EINTR) continue;
     if (received < 0) return errno;
     if (received == 0) return 0;
-    int left = static_cast<int>(received);
-    for (auto* header = reinterpret_cast<const nlmsghdr*>(buffer.data()); NLMSG_OK(header, left);
-         header = NLMSG_NEXT(header, left)) {
-      if (header->nlmsg_type == NLMSG_DONE) {
-        // A dump that failed half-way says so in NLMSG_DONE's payload.
-        int status = header->nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? payload_as<int>(NLMSG_DATA(header), sizeof(int)) : 0;
-        return status < 0 ? -status : 0;
-      }
-      if (header->nlmsg_type == NLMSG_ERROR) {
-        auto error = payload_as<nlmsgerr>(NLMSG_DATA(header), header->nlmsg_len - NLMSG_HDRLEN);
-        return -error.error;
-      }
-      if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY || header->nlmsg_len < NLMSG_LENGTH(sizeof(Reply))) continue;
-      on_reply(header, payload_as<Reply>(NLMSG_DATA(header), sizeof(Reply)));
-    }
+    DiagDumpEnd end = parse_diag_dump(std::string_view(buffer.data(), std::size_t(received)), query, netns, out);
+    if (end.done) return end.error;
   }
 }
 
@@ -167,17 +200,7 @@ int query_unix(int netlink, std::uint64_t netns, std::vector<QueueAccounting>& o
   request.sdiag_family = AF_UNIX;
   request.udiag_states = ~0u;
   request.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_MEMINFO;
-  return dump<unix_diag_msg>(netlink, request, [&](const nlmsghdr* message, const unix_diag_msg& reply) {
-    QueueAccounting socket(SocketId{reply.udiag_ino, netns, "unix", unix_protocol(reply.udiag_type)});
-    socket.listening = reply.udiag_state == kTcpListen;
-    for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
-      if (type == UNIX_DIAG_PEER) socket.peer_inode = payload_as<std::uint32_t>(payload, length);
-      if (type == UNIX_DIAG_RQLEN) socket.unix_rqueue = payload_as<unix_diag_rqlen>(payload, length).udiag_rqueue;
-      if (type == UNIX_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
-    });
-    // queued_bytes and queued_skbs need every sender: attribute_unix_queues.
-    out.push_back(std::move(socket));
-  });
+  return dump(netlink, request, {AF_UNIX, 0}, netns, out);
 }
 
 int query_inet(int netlink, std::uint8_t family, std::uint8_t protocol, std::uint64_t netns,
@@ -187,30 +210,27 @@ int query_inet(int netlink, std::uint8_t family, std::uint8_t protocol, std::uin
   request.sdiag_protocol = protocol;
   request.idiag_ext = 1 << (INET_DIAG_SKMEMINFO - 1);
   request.idiag_states = ~0u;
-  return dump<inet_diag_msg>(netlink, request, [&](const nlmsghdr* message, const inet_diag_msg& reply) {
-    if (reply.idiag_inode == 0) return;  // TIME_WAIT and request sockets hold no queue
-    QueueAccounting socket(SocketId{reply.idiag_inode, netns, family == AF_INET ? "inet" : "inet6",
-                            protocol == IPPROTO_UDP ? "udp" : "tcp"});
-    for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
-      if (type == INET_DIAG_SKMEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
-    });
-    socket.queued_bytes = socket.rmem_alloc_bytes;
-    out.push_back(std::move(socket));
-  });
+  return dump(netlink, request, {family, protocol}, netns, out);
 }
 
 int query_packet(int netlink, std::uint64_t netns, std::vector<QueueAccounting>& out) {
   packet_diag_req request{};
   request.sdiag_family = AF_PACKET;
   request.pdiag_show = PACKET_SHOW_MEMINFO;
-  return dump<packet_diag_msg>(netlink, request, [&](const nlmsghdr* message, const packet_diag_msg& reply) {
-    QueueAccounting socket(SocketId{reply.pdiag_ino, netns, "packet", packet_protocol(reply.pdiag_type)});
-    for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
-      if (type == PACKET_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
-    });
-    socket.queued_bytes = socket.rmem_alloc_bytes;
-    out.push_back(std::move(socket));
-  });
+  return dump(netlink, request, {AF_PACKET, 0}, netns, out);
+}
+
+int query_netlink(int netlink, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  netlink_diag_req request{};
+  request.sdiag_family = AF_NETLINK;
+  request.sdiag_protocol = NDIAG_PROTO_ALL;
+  request.ndiag_show = NDIAG_SHOW_MEMINFO;
+  return dump(netlink, request, {AF_NETLINK, 0}, netns, out);
+}
+
+std::uint64_t inode_of(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
 // Every family in the namespace the calling thread is in. A family the kernel
@@ -226,21 +246,25 @@ void query_families(std::uint64_t netns, std::vector<QueueAccounting>& out, Warn
   ::setsockopt(netlink.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 
   const int fd = netlink.get();
+  const std::size_t first = out.size();
   const std::pair<const char*, int> results[] = {
       {"unix", query_unix(fd, netns, out)},
       {"udp", query_inet(fd, AF_INET, IPPROTO_UDP, netns, out)},
       {"udp6", query_inet(fd, AF_INET6, IPPROTO_UDP, netns, out)},
+      {"udplite", query_inet(fd, AF_INET, IPPROTO_UDPLITE, netns, out)},
+      {"udplite6", query_inet(fd, AF_INET6, IPPROTO_UDPLITE, netns, out)},
       {"tcp", query_inet(fd, AF_INET, IPPROTO_TCP, netns, out)},
       {"tcp6", query_inet(fd, AF_INET6, IPPROTO_TCP, netns, out)},
       {"packet", query_packet(fd, netns, out)},
+      {"netlink", query_netlink(fd, netns, out)},
   };
+  // Our own query socket holds the replies as they come: not a census subject.
+  const std::uint64_t self = inode_of(fd);
+  out.erase(std::remove_if(out.begin() + std::ptrdiff_t(first), out.end(),
+                           [&](const QueueAccounting& s) { return s.family == "netlink" && s.inode == self; }),
+            out.end());
   for (const auto& [family, error] : results)
     if (error != 0) warnings.add(fmt::format("sock_diag {}: {}; its queue accounting is skipped", family, std::strerror(error)));
-}
-
-std::uint64_t inode_of(int fd) {
-  struct stat st {};
-  return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
 // The first entry point that still leads into `ns` (a PID may have been reused
@@ -304,6 +328,57 @@ std::uint64_t measured_datagram_truesize(std::uint64_t length) {
 }
 
 }  // namespace
+
+DiagDumpEnd parse_diag_dump(std::string_view bytes, const DiagQuery& query, std::uint64_t netns,
+                            std::vector<QueueAccounting>& out) {
+  // Messages are copied out one by one: a recv() buffer carries no alignment
+  // promise for this parser's callers (fixtures are read into strings).
+  std::vector<std::uint32_t> aligned;
+  std::size_t at = 0;
+  while (at + NLMSG_HDRLEN <= bytes.size()) {
+    nlmsghdr header;
+    std::memcpy(&header, bytes.data() + at, sizeof header);
+    if (header.nlmsg_len < NLMSG_HDRLEN || at + header.nlmsg_len > bytes.size()) break;
+    aligned.assign((header.nlmsg_len + 3) / 4, 0);
+    std::memcpy(aligned.data(), bytes.data() + at, header.nlmsg_len);
+    const auto* message = reinterpret_cast<const nlmsghdr*>(aligned.data());
+    at += NLMSG_ALIGN(header.nlmsg_len);
+
+    if (header.nlmsg_type == NLMSG_DONE) {
+      // A dump that failed half-way says so in NLMSG_DONE's payload.
+      int status = header.nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? payload_as<int>(NLMSG_DATA(message), sizeof(int)) : 0;
+      return {true, status < 0 ? -status : 0};
+    }
+    if (header.nlmsg_type == NLMSG_ERROR) {
+      auto error = payload_as<nlmsgerr>(NLMSG_DATA(message), header.nlmsg_len - NLMSG_HDRLEN);
+      return {true, -error.error};
+    }
+    if (header.nlmsg_type != SOCK_DIAG_BY_FAMILY || header.nlmsg_len < NLMSG_LENGTH(reply_size(query.family))) continue;
+    switch (query.family) {
+      case AF_UNIX: parse_unix(message, netns, out); break;
+      case AF_PACKET: parse_packet(message, netns, out); break;
+      case AF_NETLINK: parse_netlink(message, netns, out); break;
+      default: parse_inet(message, query, netns, out); break;
+    }
+  }
+  return {};
+}
+
+std::string netlink_protocol(unsigned protocol) {
+  switch (protocol) {
+    case NETLINK_ROUTE: return "netlink-route";
+    case NETLINK_SOCK_DIAG: return "netlink-sock-diag";
+    case NETLINK_NFLOG: return "netlink-nflog";
+    case NETLINK_XFRM: return "netlink-xfrm";
+    case NETLINK_SELINUX: return "netlink-selinux";
+    case NETLINK_AUDIT: return "netlink-audit";
+    case NETLINK_NETFILTER: return "netlink-netfilter";
+    case NETLINK_KOBJECT_UEVENT: return "netlink-uevent";
+    case NETLINK_GENERIC: return "netlink-generic";
+    case NETLINK_CONNECTOR: return "netlink-connector";
+    default: return fmt::format("netlink-{}", protocol);
+  }
+}
 
 void attribute_unix_queues(std::vector<QueueAccounting>& sockets,
                            const std::function<std::uint64_t(std::uint64_t len)>& datagram_truesize) {

@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "slabtrace/procfs.hpp"
+#include "slabtrace/unique_fd.hpp"
 // The line reader every kernel-text parser uses, so errors read the same.
 #include "../procfs/text_parsing.hpp"
 
@@ -200,18 +201,6 @@ std::string packet_protocol(unsigned sock_type) {
 
 namespace {
 
-using DirPtr = std::unique_ptr<DIR, int (*)(DIR*)>;
-
-// Opens a directory relative to `dir_fd` (so /proc/PID is resolved once, and a
-// PID reused by a new process half-way through is not mixed in).
-DirPtr open_dir_at(int dir_fd, const char* name) {
-  int fd = ::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return {nullptr, closedir};
-  DIR* dir = ::fdopendir(fd);
-  if (!dir) ::close(fd);
-  return {dir, closedir};
-}
-
 std::optional<std::string> read_link_at(int dir_fd, const char* name) {
   char buffer[256];
   ssize_t n = ::readlinkat(dir_fd, name, buffer, sizeof buffer);
@@ -232,15 +221,12 @@ std::uint64_t bracketed_inode(std::string_view link, std::string_view kind) {
 }
 
 std::optional<std::string> read_file_at(int dir_fd, const char* name) {
-  struct CloseOnExit {
-    int fd;
-    ~CloseOnExit() { if (fd >= 0) ::close(fd); }
-  } file{::openat(dir_fd, name, O_RDONLY | O_CLOEXEC)};
-  if (file.fd < 0) return std::nullopt;
+  UniqueFd file(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
+  if (!file) return std::nullopt;
   std::string content;
   char buffer[4096];
   ssize_t n;
-  while ((n = ::read(file.fd, buffer, sizeof buffer)) > 0) content.append(buffer, static_cast<std::size_t>(n));
+  while ((n = ::read(file.get(), buffer, sizeof buffer)) > 0) content.append(buffer, static_cast<std::size_t>(n));
   if (n < 0) return std::nullopt;
   return content;
 }
@@ -255,6 +241,22 @@ std::string cgroup2_path_of(int pid_fd) {
     return {};
   }
 }
+
+}  // namespace
+
+int parent_pid_of(std::string_view stat) {
+  // "PID (comm) STATE PPID ...": comm may hold spaces and parentheses, so
+  // count from the last ')'.
+  auto close = stat.rfind(')');
+  if (close == std::string_view::npos) return 0;
+  auto fields = procfs::detail::split_fields(stat.substr(close + 1));
+  if (fields.size() < 2) return 0;
+  int ppid = 0;
+  auto [end, ec] = std::from_chars(fields[1].data(), fields[1].data() + fields[1].size(), ppid);
+  return ec == std::errc() && end == fields[1].data() + fields[1].size() ? ppid : 0;
+}
+
+namespace {
 
 bool is_pid(const char* name) {
   if (*name == '\0') return false;
@@ -273,17 +275,17 @@ struct ProcessScan {
 
 ProcessScan scan_processes(const std::string& proc_root) {
   ProcessScan scan;
-  DirPtr proc(::opendir(proc_root.c_str()), closedir);
+  UniqueDir proc = UniqueDir::open(proc_root.c_str());
   if (!proc) return scan;
 
   std::vector<std::uint64_t> sockets;  // of one process, reused to spare allocations
-  while (dirent* entry = ::readdir(proc.get())) {
+  while (dirent* entry = proc.next()) {
     if (!is_pid(entry->d_name)) continue;
     // Every failure below means the process exited or is not ours to read:
     // skip it (or the part that failed) and go on.
-    DirPtr pid_dir = open_dir_at(dirfd(proc.get()), entry->d_name);
+    UniqueDir pid_dir = UniqueDir::open_at(proc.fd(), entry->d_name);
     if (!pid_dir) continue;
-    const int pid_fd = dirfd(pid_dir.get());
+    const int pid_fd = pid_dir.fd();
     const int pid = std::atoi(entry->d_name);
 
     std::uint64_t netns = 0;
@@ -291,14 +293,14 @@ ProcessScan scan_processes(const std::string& proc_root) {
     if (netns != 0) scan.netns_pids[netns].push_back(pid);
 
     sockets.clear();
-    DirPtr fds = open_dir_at(pid_fd, "fd");
+    UniqueDir fds = UniqueDir::open_at(pid_fd, "fd");
     if (!fds) {
       if (errno == EACCES) ++scan.unreadable;
       continue;
     }
-    while (dirent* fd_entry = ::readdir(fds.get())) {
+    while (dirent* fd_entry = fds.next()) {
       if (fd_entry->d_name[0] == '.') continue;
-      auto link = read_link_at(dirfd(fds.get()), fd_entry->d_name);
+      auto link = read_link_at(fds.fd(), fd_entry->d_name);
       if (!link) continue;
       if (std::uint64_t inode = bracketed_inode(*link, "socket")) sockets.push_back(inode);
     }
@@ -315,6 +317,7 @@ ProcessScan scan_processes(const std::string& proc_root) {
       if (!owner.comm.empty() && owner.comm.back() == '\n') owner.comm.pop_back();
     }
     owner.cgroup = cgroup2_path_of(pid_fd);
+    if (auto stat = read_file_at(pid_fd, "stat")) owner.ppid = parent_pid_of(*stat);
     for (std::uint64_t inode : sockets) scan.owners[inode].push_back(owner);
   }
   for (auto& [netns, pids] : scan.netns_pids) std::sort(pids.begin(), pids.end());
@@ -408,7 +411,7 @@ void read_net_tables(const std::string& proc_root, const NetnsInfo& ns, std::vec
   // AF_PACKET module): nothing to report. tcp is left to sock_diag: each read of
   // /proc/net/tcp walks the whole established hash (milliseconds per read, on an
   // idle machine), and TCP queues coalesce into few skbs anyway.
-  for (const char* table : {"udp", "udp6", "raw", "raw6", "unix", "packet"}) {
+  for (const char* table : {"udp", "udp6", "udplite", "udplite6", "raw", "raw6", "unix", "packet"}) {
     std::ifstream in = open_net_table(proc_root, ns, table);
     if (!in.is_open()) continue;
     try {
@@ -496,50 +499,6 @@ const SocketInfo* SocketInventory::unix_receiver_of(std::uint64_t sender_inode) 
   if (!sender || sender->family != "unix" || !sender->accounting || sender->accounting->peer_inode == 0)
     return nullptr;
   return find(sender->accounting->peer_inode);
-}
-
-// ---------------------------------------------------------------------------
-// Descriptions
-
-namespace {
-
-std::string kind_of(const SocketInfo& s) {
-  const bool v6 = s.family == "inet6";
-  if (s.protocol == "udp") return v6 ? "UDPv6" : "UDP";
-  if (s.protocol == "tcp") return v6 ? "TCPv6" : "TCP";
-  if (s.protocol == "raw") return v6 ? "raw IPv6" : "raw IP";
-  if (s.protocol == "unix-dgram") return "unix datagram";
-  if (s.protocol == "unix-stream") return "unix stream";
-  if (s.protocol == "unix-seqpacket") return "unix seqpacket";
-  if (s.protocol == "packet-raw") return "AF_PACKET raw";
-  if (s.protocol == "packet-dgram") return "AF_PACKET dgram";
-  return s.protocol.empty() ? s.family : s.protocol;
-}
-
-std::string owners_of(const std::vector<Owner>& owners) {
-  if (owners.empty()) return " held by no process";
-  constexpr std::size_t kNamed = 3;
-  const bool one_cgroup = std::all_of(owners.begin(), owners.end(),
-                                      [&](const Owner& o) { return o.cgroup == owners.front().cgroup; });
-  std::string text = owners.size() == 1 ? " of pid " : " of pids ";
-  for (std::size_t i = 0; i < owners.size() && i < kNamed; ++i) {
-    const Owner& o = owners[i];
-    if (i > 0) text += ", ";
-    text += fmt::format("{} ({})", o.pid, o.comm);
-    if (!one_cgroup && !o.cgroup.empty()) text += " in " + o.cgroup;
-  }
-  if (owners.size() > kNamed) text += fmt::format(" and {} more", owners.size() - kNamed);
-  if (one_cgroup && !owners.front().cgroup.empty()) text += " in " + owners.front().cgroup;
-  return text;
-}
-
-}  // namespace
-
-std::string describe(const SocketInfo& socket, std::uint64_t home_netns) {
-  std::string text = fmt::format("{} socket inode {}", kind_of(socket), socket.inode);
-  text += owners_of(socket.owners);
-  if (socket.netns != 0 && socket.netns != home_netns) text += fmt::format(", netns {}", socket.netns);
-  return text;
 }
 
 }  // namespace slabtrace::sockets

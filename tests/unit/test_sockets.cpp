@@ -22,6 +22,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "slabtrace/census.hpp"
 #include "slabtrace/sockets.hpp"
 
 using namespace slabtrace;
@@ -348,43 +349,7 @@ TEST_CASE("SocketInventory assembles tables, owners and namespaces", "[unit]") {
 }
 
 // ---------------------------------------------------------------------------
-// Descriptions and unix queue attribution (pure)
-
-TEST_CASE("describe names the socket, its owners, cgroup and netns", "[unit]") {
-  SocketInfo s;
-  s.inode = 18884;
-  s.netns = kPodNetns;
-  s.family = "inet";
-  s.protocol = "udp";
-  s.owners = {{4242, "leaky", kPodNetns, "/kubepods/besteffort/pod1/abc"}};
-  CHECK(describe(s, kPodNetns) == "UDP socket inode 18884 of pid 4242 (leaky) in /kubepods/besteffort/pod1/abc");
-  CHECK(describe(s, kHostNetns) ==
-        "UDP socket inode 18884 of pid 4242 (leaky) in /kubepods/besteffort/pod1/abc, netns 4026532201");
-
-  s.owners.push_back({4243, "worker", kPodNetns, "/kubepods/besteffort/pod1/abc"});
-  CHECK(describe(s, kPodNetns) ==
-        "UDP socket inode 18884 of pids 4242 (leaky), 4243 (worker) in /kubepods/besteffort/pod1/abc");
-
-  s.owners.push_back({1, "systemd", kHostNetns, "/init.scope"});
-  s.owners.push_back({7, "sidecar", kPodNetns, ""});
-  CHECK(describe(s, kPodNetns) ==
-        "UDP socket inode 18884 of pids 4242 (leaky) in /kubepods/besteffort/pod1/abc, "
-        "4243 (worker) in /kubepods/besteffort/pod1/abc, 1 (systemd) in /init.scope and 1 more");
-
-  SocketInfo capture;
-  capture.inode = 7944;
-  capture.family = "packet";
-  capture.protocol = "packet-raw";
-  CHECK(describe(capture) == "AF_PACKET raw socket inode 7944 held by no process");
-
-  SocketInfo unix_socket;
-  unix_socket.inode = 7939;
-  unix_socket.netns = kHostNetns;
-  unix_socket.family = "unix";
-  unix_socket.protocol = "unix-dgram";
-  unix_socket.owners = {{5102, "python3", kHostNetns, "/"}};
-  CHECK(describe(unix_socket, kHostNetns) == "unix datagram socket inode 7939 of pid 5102 (python3) in /");
-}
+// Unix queue attribution (pure)
 
 TEST_CASE("unix queues are charged to their senders", "[unit]") {
   auto unix_socket = [](std::uint64_t inode, const char* protocol, std::uint64_t peer, std::uint64_t wmem,
@@ -632,7 +597,8 @@ void socket_in_own_netns() {
   CHECK(s->accounting->rmem_alloc_bytes > 0);
   CHECK(std::any_of(inventory.namespaces().begin(), inventory.namespaces().end(),
                     [&](const NetnsInfo& ns) { return ns.inode == child_netns; }));
-  CHECK(describe(*s, own_netns).find(", netns " + std::to_string(child_netns)) != std::string::npos);
+  CHECK(census::describe({s->family, s->protocol, s->inode, s->netns, std::nullopt, 0}, own_netns)
+            .find(", netns " + std::to_string(child_netns)) != std::string::npos);
   // The scan entered the namespace on a thread of its own: we are still home.
   CHECK(netns_of("/proc/thread-self/ns/net") == own_netns);
 }
