@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "slabtrace/census.hpp"
 #include "slabtrace/nodemem.hpp"
 #include "slabtrace/procfs.hpp"
 
@@ -35,6 +36,10 @@ struct DoctorInputs {
   // Zero skips the measurement (tests, or a quick look).
   std::chrono::milliseconds swap_window{1000};
   std::size_t top_caches = 10;
+  // The socket census (who holds queued sk_buffs) reads processes under this
+  // /proc; empty skips it (fixture directories have no processes).
+  std::string proc_root = "/proc";
+  std::size_t top_sockets = 5;
 
   // Every path under another root: "/host" for a debug pod that mounts the
   // node's / there, or a fixture directory laid out as proc/... and sys/...
@@ -61,6 +66,7 @@ struct NodeSnapshot {
   SwapActivity swap;
   node::LoadAverage load;
   unsigned cpus = 1;
+  std::optional<census::Census> sockets;  // absent when not taken
   // Checks that could not run, and why
   // ("slab caches: cannot open /proc/slabinfo: Permission denied").
   std::vector<std::string> skipped;
@@ -72,7 +78,7 @@ enum class Severity { healthy = 0, warning = 1, critical = 2 };
 const char* to_string(Severity severity);
 
 struct RedFlag {
-  // Stable id for scripts: skb_leak_signature, sunreclaim, memory_pressure_full,
+  // Stable id for scripts: skb_leak_signature, socket_queues, sunreclaim, memory_pressure_full,
   // memory_pressure_some, mem_available, swap_activity, swap_used, load, overcommit.
   std::string check;
   Severity severity = Severity::warning;
@@ -127,13 +133,16 @@ struct DoctorReport {
   std::optional<node::Pressure> memory_pressure;
   std::vector<CacheUsage> top_caches;  // empty when /proc/slabinfo was not readable
   std::optional<SkbPair> skb;          // when slabinfo lists skbuff_head_cache and a 1k kmalloc cache
+  // The socket census: the largest queues (top_sockets of them) and the sum.
+  std::optional<census::Census> sockets;
+  std::size_t sockets_queued = 0;  // sockets holding anything, before the cut to top_sockets
   SwapActivity swap;
   node::LoadAverage load;
   unsigned cpus = 1;
   std::vector<std::string> skipped;
 };
 
-DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches = 10);
+DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches = 10, std::size_t top_sockets = 5);
 DoctorReport run_doctor(const DoctorInputs& inputs);
 
 // Verdict line first, then the red flags with their next commands, then the

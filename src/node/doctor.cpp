@@ -5,6 +5,11 @@
 
 #include <algorithm>
 #include <thread>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "slabtrace/procfs.hpp"
 
 #include "slabtrace/human.hpp"
 
@@ -145,6 +150,37 @@ std::optional<RedFlag> check_skb_signature(const DoctorReport& report) {
                  record_skb};
 }
 
+// Sockets whose queues hold this share of SUnreclaim (and at least the floor)
+// are named: on a healthy node socket queues hold a few MiB at most, so a
+// quarter of the unreclaimable slab sitting in them is a stuck reader; past
+// half, they are why the node is short of memory.
+constexpr Limits socket_queue_share_of_sunreclaim{25, 50};
+constexpr std::uint64_t socket_queue_floor_bytes = 32 << 20;
+constexpr const char* record_sockets = "slabtrace record --duration 10 (names allocators and every holder)";
+
+std::optional<RedFlag> check_socket_queues(const DoctorReport& report) {
+  if (!report.sockets || report.sockets->sockets.empty() || report.memory.sunreclaim == 0) return std::nullopt;
+  const auto& census = *report.sockets;
+  const double share = percent(census.queued_bytes, report.memory.sunreclaim);
+  if (census.queued_bytes < socket_queue_floor_bytes || share < socket_queue_share_of_sunreclaim.warning)
+    return std::nullopt;
+  std::string holders;
+  for (std::size_t i = 0; i < census.sockets.size() && i < 3; ++i) {
+    const auto& s = census.sockets[i];
+    holders += fmt::format("{}{} holds {}", i ? "; " : "", census::describe(census::label_of(s), census.home_netns),
+                           human_bytes(s.queued_bytes()));
+    if (s.queued_skbs) holders += fmt::format(" ({}{} skbs)", s.queued_skbs_estimated ? "~" : "", group_thousands(*s.queued_skbs));
+  }
+  return RedFlag{"socket_queues",
+                 share >= socket_queue_share_of_sunreclaim.critical ? Severity::critical : Severity::warning,
+                 "socket queues hold unread sk_buffs",
+                 fmt::format("{} queued in {} sockets = {:.0f}% of SUnreclaim ({}) (warn at {:.0f}%, critical at {:.0f}%): {}",
+                             human_bytes(census.queued_bytes), group_thousands(report.sockets_queued),
+                             share, human_bytes(report.memory.sunreclaim), socket_queue_share_of_sunreclaim.warning,
+                             socket_queue_share_of_sunreclaim.critical, holders),
+                 record_sockets};
+}
+
 std::optional<RedFlag> check_sunreclaim(const DoctorReport& report) {
   const auto& memory = report.memory;
   const double share = percent(memory.sunreclaim, memory.total);
@@ -248,6 +284,9 @@ DoctorInputs DoctorInputs::under(const std::string& root) {
   for (std::string* path :
        {&inputs.meminfo, &inputs.pressure, &inputs.vmstat, &inputs.loadavg, &inputs.slabinfo, &inputs.cpus_online})
     *path = root + *path;
+  // A node's / mounted at `root` (a debug pod): its processes are there too.
+  // A fixture tree has no process 1: no census.
+  inputs.proc_root = ::access((root + "/proc/1").c_str(), F_OK) == 0 ? root + "/proc" : "";
   return inputs;
 }
 
@@ -294,6 +333,30 @@ MemoryBreakdown memory_breakdown(const node::Meminfo& meminfo) {
   return memory;
 }
 
+namespace {
+
+// Who holds queued sk_buffs now: without root, only our own processes' sockets
+// and namespace (the census says so in its warnings, and so do we).
+census::Census socket_census(const std::string& proc_root, std::vector<std::string>& skipped) {
+  std::string mount;
+  if (std::ifstream in(proc_root + "/self/mountinfo"); in) {
+    try {
+      mount = procfs::find_cgroup2_mount(procfs::parse_mountinfo(in)).value_or("");
+    } catch (const ParseError&) {
+    }
+  }
+  k8s::PodNames pods(k8s::LogDirs{});
+  census::OwnerResolver owners(mount, &pods);
+  sockets::ScanOptions options;
+  options.proc_root = proc_root;
+  census::Census c = census::take_census(owners, options);
+  if (::geteuid() != 0)
+    skipped.push_back("socket queues: not root, so only this user's processes and network namespace were seen");
+  return c;
+}
+
+}  // namespace
+
 NodeSnapshot read_node(const DoctorInputs& inputs) {
   NodeSnapshot node;
   node.meminfo = node::read_meminfo(inputs.meminfo);
@@ -328,10 +391,11 @@ NodeSnapshot read_node(const DoctorInputs& inputs) {
 
   node.load = node::read_loadavg(inputs.loadavg);
   node.cpus = node::read_cpu_count(inputs.cpus_online);
+  if (!inputs.proc_root.empty()) node.sockets = socket_census(inputs.proc_root, node.skipped);
   return node;
 }
 
-DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches) {
+DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches, std::size_t top_sockets) {
   DoctorReport report;
   report.memory = memory_breakdown(node.meminfo);
   report.memory_pressure = node.memory_pressure;
@@ -343,8 +407,13 @@ DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches) {
   report.load = node.load;
   report.cpus = std::max(node.cpus, 1u);
   report.skipped = node.skipped;
+  if (node.sockets) {
+    report.sockets = node.sockets;
+    report.sockets_queued = node.sockets->sockets.size();
+    if (report.sockets->sockets.size() > top_sockets) report.sockets->sockets.resize(top_sockets);
+  }
 
-  for (const auto check : {check_skb_signature, check_sunreclaim, check_memory_pressure, check_mem_available,
+  for (const auto check : {check_skb_signature, check_socket_queues, check_sunreclaim, check_memory_pressure, check_mem_available,
                            check_swap_activity, check_swap_used, check_load, check_overcommit})
     if (auto flag = check(report)) report.flags.push_back(std::move(*flag));
   std::stable_sort(report.flags.begin(), report.flags.end(),
@@ -353,7 +422,9 @@ DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches) {
   return report;
 }
 
-DoctorReport run_doctor(const DoctorInputs& inputs) { return diagnose(read_node(inputs), inputs.top_caches); }
+DoctorReport run_doctor(const DoctorInputs& inputs) {
+  return diagnose(read_node(inputs), inputs.top_caches, inputs.top_sockets);
+}
 
 int exit_code(const DoctorReport& report) { return static_cast<int>(report.verdict); }
 

@@ -6,6 +6,8 @@
 
 #include "slabtrace/doctor.hpp"
 #include "slabtrace/human.hpp"
+#include "slabtrace/model.hpp"
+#include "slabtrace/output.hpp"
 
 namespace slabtrace::doctor {
 namespace {
@@ -111,6 +113,27 @@ void write_memory(const DoctorReport& report, std::ostream& out) {
                      marker(report, "overcommit"));
 }
 
+// Who holds queued sk_buffs now, from the socket census.
+void write_sockets(const DoctorReport& report, std::ostream& out) {
+  if (!report.sockets) return;
+  const auto& c = *report.sockets;
+  out << fmt::format("\nSocket queues (sock_diag, {} sockets in {} network namespace{}): {} queued in {} sockets{}\n",
+                     group_thousands(c.sockets_seen), c.namespaces, c.namespaces == 1 ? "" : "s", human_bytes(c.queued_bytes),
+                     group_thousands(report.sockets_queued), marker(report, "socket_queues"));
+  for (const auto& s : c.sockets) {
+    out << fmt::format("  {:>10}  {}", human_bytes(s.queued_bytes()), census::describe(census::label_of(s), c.home_netns));
+    if (s.queued_skbs) out << fmt::format(", {}{} skbs", s.queued_skbs_estimated ? "~" : "", group_thousands(*s.queued_skbs));
+    out << "\n";
+    if (s.owners.size() > 1) {
+      out << "              open in:";
+      for (std::size_t i = 0; i < s.owners.size() && i < 8; ++i)
+        out << fmt::format("{} pid {} ({}) in {}", i ? "," : "", s.owners[i].pid, s.owners[i].comm, s.owners[i].cgroup_path);
+      if (s.owners.size() > 8) out << fmt::format(" and {} more", s.owners.size() - 8);
+      out << "\n";
+    }
+  }
+}
+
 void write_slab(const DoctorReport& report, std::ostream& out) {
   if (report.top_caches.empty()) return;
   out << "\nLargest slab caches (/proc/slabinfo, by memory)\n";
@@ -161,6 +184,7 @@ void write_doctor_text(const DoctorReport& report, std::ostream& out) {
   write_pressure(report, out);
   write_memory(report, out);
   write_slab(report, out);
+  write_sockets(report, out);
   write_swap(report, out);
   write_load(report, out);
   if (!report.skipped.empty()) {
@@ -213,6 +237,19 @@ nlohmann::json doctor_json(const DoctorReport& report) {
            {"bytes", report.skb->bytes},
            {"leak_signature", report.skb->leak_signature}};
 
+  // The same holder objects as skb.holders[] in record's report.
+  json sockets = nullptr;
+  if (report.sockets) {
+    json holders = json::array();
+    for (const auto& s : report.sockets->sockets) holders.push_back(output::holder_json(model::holder_from(s)));
+    sockets = {{"sockets_seen", report.sockets->sockets_seen},
+               {"sockets_queued", report.sockets_queued},
+               {"namespaces", report.sockets->namespaces},
+               {"queued_bytes", report.sockets->queued_bytes},
+               {"warnings", report.sockets->warnings},
+               {"holders", holders}};
+  }
+
   const auto& swap = report.swap;
   json swap_activity = {{"window_s", swap.window_s},
                         {"pages_in_per_s", swap.measured() ? json(swap.pages_in_per_s()) : json(nullptr)},
@@ -234,6 +271,7 @@ nlohmann::json doctor_json(const DoctorReport& report) {
           {"memory_pressure", pressure},
           {"memory", memory},
           {"slab", {{"top_caches", caches}, {"skb", skb}}},
+          {"sockets", sockets},
           {"swap_activity", swap_activity},
           {"load", load_json},
           {"skipped", report.skipped}};
