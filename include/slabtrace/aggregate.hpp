@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "slabtrace/bpf_shared.h"
+#include "slabtrace/census.hpp"
 #include "slabtrace/k8s_names.hpp"
 #include "slabtrace/model.hpp"
 #include "slabtrace/procfs.hpp"
@@ -49,9 +50,14 @@ class KernelView {
   virtual bool reclaimable(const std::string& slabinfo_name) = 0;
   // Symbol names ("udp_sendmsg", or with offsets "udp_sendmsg+0x2a5").
   virtual std::vector<std::string> symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) = 0;
-  // A socket by inode, from one scan of the node's sockets (nullptr: not found).
-  virtual const sockets::SocketInfo* socket_by_inode(std::uint64_t inode) = 0;
-  virtual std::vector<std::string> socket_warnings() { return {}; }
+  // The socket census at the end of the run (census.hpp): every socket queue
+  // on the node, owners resolved; taken once, the first time it is asked for.
+  virtual const census::Census& socket_census() = 0;
+  // The census taken before the tracer attached (nullptr: none was).
+  virtual const census::Census* socket_census_at_start() { return nullptr; }
+  // Resolves the processes holding a socket (census owners_by_inode) the same
+  // way the census does.
+  virtual std::vector<census::Owner> resolve_owners(const std::vector<sockets::Owner>& processes) = 0;
   // SKB_DROP_REASON_* names by value (BTF), without the prefix.
   virtual const std::map<std::uint32_t, std::string>& drop_reasons() = 0;
 };

@@ -5,7 +5,7 @@
 // cgroups and pods, the one a verdict blames) and one describes a socket, for
 // record, serve, top, stream and doctor alike.
 //
-//   census::OwnerResolver owners(cgroup2_mount, &pod_names);
+//   auto owners = census::OwnerResolver::for_node(cgroup2_mount, &pod_names);
 //   census::Census now = census::take_census(owners);       // all namespaces
 //   for (const auto& s : now.sockets)                         // largest first
 //     fmt::print("{}: {}\n", census::describe(census::label_of(s), now.home_netns), s.queued_bytes());
@@ -13,6 +13,7 @@
 // Without root only the caller's own processes and network namespace are seen;
 // census.warnings says so.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -39,16 +40,22 @@ struct Owner {
 // a supervisor and handed to a worker is the worker's now.
 class OwnerResolver {
  public:
-  // `cgroup2_mount` empty: cgroup ids stay 0. `pod_names` may be null.
-  explicit OwnerResolver(std::string cgroup2_mount = {}, k8s::PodNames* pod_names = nullptr);
+  using CgroupIdOf = std::function<std::optional<std::uint64_t>(const std::string& cgroup_path)>;
+  using WorkloadOf = std::function<k8s::Workload(const std::string& cgroup_path)>;
+  // Without lookups: cgroup ids stay 0 and no pod is named.
+  OwnerResolver() = default;
+  OwnerResolver(CgroupIdOf cgroup_id_of, WorkloadOf workload_of);
+  // The node's: ids from the cgroup2 mount (empty: none), names from the
+  // kubelet's logs (`pod_names` may be null; it must outlive the resolver).
+  static OwnerResolver for_node(const std::string& cgroup2_mount, k8s::PodNames* pod_names);
+
   Owner resolve(const sockets::Owner& process);
   std::vector<Owner> resolve(const std::vector<sockets::Owner>& processes);
-  const std::string& cgroup2_mount() const { return mount_; }
 
  private:
-  std::string mount_;
-  k8s::PodNames* pod_names_;
-  std::unordered_map<std::string, std::uint64_t> cgroup_ids_;
+  CgroupIdOf cgroup_id_of_;
+  WorkloadOf workload_of_;
+  std::unordered_map<std::string, std::uint64_t> cgroup_ids_;  // found ones only: a new cgroup is retried
 };
 
 // The owner a verdict blames, as an index into `owners` (0 when empty). A
@@ -93,6 +100,9 @@ struct Census {
   // Sockets seen with nothing queued (kernel accounting read): a socket the
   // tracer saw skbs queued on that is here has been read since.
   std::unordered_set<std::uint64_t> empty_sockets;
+  // The processes holding each socket seen, queue or not (unresolved: drops
+  // name the owner of a socket that holds nothing).
+  sockets::OwnerMap owners_by_inode;
 
   const QueuedSocket* find(std::uint64_t inode) const;
 };

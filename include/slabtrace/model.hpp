@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "slabtrace/bpf_shared.h"
+#include "slabtrace/census.hpp"
 #include "slabtrace/cgroups.hpp"
 #include "slabtrace/k8s_names.hpp"
 #include "slabtrace/procfs.hpp"
@@ -152,10 +153,33 @@ struct SkbHolder {
   std::uint64_t cgroup_id = 0;  // of the owning process
   std::string cgroup_path;
   k8s::Workload workload;
+  // What the tracer saw queued on it (allocated while it ran, still live).
   std::uint64_t queued_skbs = 0;
   std::uint64_t queued_bytes = 0;
-  std::optional<std::uint64_t> kernel_queued_skbs;   // the socket's own accounting
+  // The socket census at the end (the kernel's own accounting, whoever
+  // allocated the skbs): receive queue + backlog + write queue.
+  std::optional<std::uint64_t> kernel_queued_skbs;
+  bool kernel_queued_skbs_estimated = false;
   std::optional<std::uint64_t> kernel_queued_bytes;
+  std::uint64_t receive_queue_bytes = 0;
+  std::uint64_t backlog_bytes = 0;
+  std::uint64_t write_queue_bytes = 0;
+  // Queued before the census at the start of the run and still there
+  // (census::queued_before_start); absent when no start census was taken.
+  std::optional<std::uint64_t> queued_before_start_bytes;
+  std::vector<census::Owner> owners;  // every process holding it; pid/comm/cgroup above name the blamed one
+};
+
+// The census of every socket queue at the end of the run, in sum.
+struct SocketCensusSummary {
+  std::size_t sockets_seen = 0;
+  std::size_t sockets_queued = 0;  // holding anything
+  std::size_t namespaces = 0;
+  std::uint64_t home_netns = 0;  // slabtrace's own: descriptions name only the others
+  std::uint64_t queued_bytes = 0;
+  std::uint64_t queued_before_start_bytes = 0;  // over the listed holders
+  double took_s = 0;
+  std::vector<std::string> warnings;
 };
 
 struct SkbAllocator {
@@ -187,6 +211,7 @@ struct SkbReport {
   std::uint64_t outstanding_data = 0;
   std::uint64_t outstanding_bytes = 0;  // heads + data
   std::vector<SkbHolder> holders;
+  std::optional<SocketCensusSummary> census;
   std::vector<SkbAllocator> allocators;
   std::vector<SkbDataCache> data_caches;
   std::vector<std::pair<std::string, std::uint64_t>> drops;  // reason, count
@@ -229,5 +254,29 @@ struct Report {
   std::vector<std::string> verdicts;  // one-line findings, most important first
   std::vector<std::string> notes;     // caveats: missing tracepoints, sampling error
 };
+
+// ---- sk_buff holders and the socket census (holders.cpp) ---------------------
+
+struct CensusMerge {
+  // Sockets the tracer did not see are listed from this size on (smaller
+  // ones count in SkbReport::census only), at most max_untraced of them.
+  std::uint64_t min_untraced_bytes = 64 * 1024;
+  std::size_t max_untraced = 20;
+};
+// Completes the holders the tracer found with the census at the end (every
+// owner, the blamed one, the kernel's counts), adds the sockets holding queues
+// it did not see, sorts largest first, and fills skb.census. With `start`,
+// queued_before_start_bytes says what predates the run. Holders whose socket
+// the census found empty were read since: they leave the list and a note says
+// so in `notes`. Pure.
+void merge_census(SkbReport& skb, const census::Census& end, const census::Census* start,
+                  std::vector<std::string>& notes, const CensusMerge& options = {});
+// A holder as a census socket names it (owners resolved, no traced counts).
+SkbHolder holder_from(const census::QueuedSocket& socket);
+// What names a holder in a line of text (census::describe).
+census::SocketLabel label_of(const SkbHolder& holder);
+// The bytes by which holders are ranked: the kernel's count when known, else
+// what the tracer saw.
+std::uint64_t holder_bytes(const SkbHolder& holder);
 
 }  // namespace slabtrace::model

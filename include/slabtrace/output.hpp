@@ -35,6 +35,11 @@ struct StreamContext {
 void add_workload_fields(nlohmann::json& into, const k8s::Workload& workload);
 // "payments/udp-sink-7f9c (container sink)" or "" when not a pod.
 std::string workload_label(const k8s::Workload& workload);
+// skb.holders[] entries and their owners[] (also in doctor's JSON).
+nlohmann::json holder_json(const model::SkbHolder& holder);
+nlohmann::json owner_json(const census::Owner& owner);
+nlohmann::json census_json(const model::SocketCensusSummary& census);
+
 nlohmann::json stream_line(const model::GroupRate& cgroup, const StreamContext& ctx);
 
 std::string utc_timestamp();  // now, "2026-11-22T10:00:01Z"

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "slabtrace/aggregate.hpp"
+#include "slabtrace/census.hpp"
 #include "slabtrace/cgroups.hpp"
 #include "slabtrace/k8s_names.hpp"
 #include "slabtrace/model.hpp"
@@ -60,6 +61,10 @@ class Session {
   const SessionOptions& options() const { return options_; }
   bpf::Tracer& tracer() { return *tracer_; }
   const symbols::KernelSymbols& symbols() const { return symbols_; }
+  // The socket census now (every namespace), owners named the session's way.
+  census::Census take_census();
+  // The one taken before the tracer attached: what predates the run.
+  const census::Census& census_at_start() const { return census_start_; }
 
  private:
   class NodeView;
@@ -75,6 +80,8 @@ class Session {
   std::chrono::steady_clock::time_point started_;
   std::unordered_map<std::uint64_t, std::string> path_cache_;
   k8s::PodNames pod_names_;
+  census::OwnerResolver owners_;
+  census::Census census_start_;
   std::unique_ptr<CostSampler> cost_sampler_;  // declared last: stops before the tracer goes
 };
 

@@ -302,31 +302,13 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
       h.protocol = socket_protocol_name(info->family, info->type, info->protocol);
       h.socket_cgroup_id = info->cgroup;
     }
-    if (const auto* s = kernel.socket_by_inode(h.socket_inode)) {
-      if (!s->owners.empty()) {
-        const auto& owner = s->owners.front();
-        h.pid = std::uint32_t(owner.pid);
-        h.comm = owner.comm;
-        h.cgroup_path = owner.cgroup.empty() ? "/" : owner.cgroup;
-        h.workload = kernel.workload_of(h.cgroup_path);
-        if (auto id = kernel.cgroup_id_of(h.cgroup_path)) h.cgroup_id = *id;
-      }
-      h.kernel_queued_bytes = s->queued_bytes();
-      h.kernel_queued_skbs = s->queued_skbs();
-    }
-    // The socket's own accounting says its queue is empty: what we saw
-    // queued has been read and waits only to be freed.
-    if (h.kernel_queued_bytes && *h.kernel_queued_bytes == 0) {
-      rep.notes.push_back(fmt::format("{} skbs seen on {} socket inode {} were read already (awaiting free)",
-                                      group_thousands(h.queued_skbs), h.protocol, h.socket_inode));
-      continue;
-    }
     rep.skb.holders.push_back(h);
   }
-  if (!holders.empty())
-    for (const auto& w : kernel.socket_warnings()) spdlog::debug("socket inventory: {}", w);
-  std::sort(rep.skb.holders.begin(), rep.skb.holders.end(),
-            [](const auto& a, const auto& b) { return a.queued_skbs > b.queued_skbs; });
+  // Every socket queue now, whoever allocated what it holds: owners, the one
+  // to blame and the kernel's counts come from the census (holders.cpp).
+  const census::Census& now = kernel.socket_census();
+  merge_census(rep.skb, now, kernel.socket_census_at_start(), rep.notes);
+  for (const auto& w : now.warnings) spdlog::debug("socket census: {}", w);
 
   const auto& reason_names = kernel.drop_reasons();
   for (const auto& [reason, n] : trace.drops()) rep.skb.drops.emplace_back(drop_reason_name(reason_names, reason), n);
@@ -341,11 +323,14 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     d.socket_inode = key.inode;
     d.cgroup_id = key.cgroup;
     if (key.cgroup) d.cgroup_path = kernel.cgroup_path(key.cgroup);
-    if (key.inode)
-      if (const auto* s = kernel.socket_by_inode(key.inode); s && !s->owners.empty()) {
-        d.pid = std::uint32_t(s->owners.front().pid);
-        d.comm = s->owners.front().comm;
+    if (auto it = now.owners_by_inode.find(key.inode); key.inode && it != now.owners_by_inode.end()) {
+      auto owners = kernel.resolve_owners(it->second);
+      if (!owners.empty()) {
+        const census::Owner& blamed = owners[census::blamed_owner(owners)];
+        d.pid = std::uint32_t(blamed.pid);
+        d.comm = blamed.comm;
       }
+    }
     rep.skb.drops_by_socket.push_back(std::move(d));
   }
 

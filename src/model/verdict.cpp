@@ -16,6 +16,9 @@ namespace {
 // Below this many outstanding objects nothing is called a leak: a few thousand
 // live objects are normal churn in flight.
 constexpr std::uint64_t kLeakFloor = 1000;
+// A socket queue older than the run is worth a verdict from this size on
+// (a thousand 1 KiB datagrams).
+constexpr std::uint64_t kOldQueueFloor = 1 << 20;
 
 bool near_one_to_one(std::uint64_t a, std::uint64_t b) {
   if (a == 0 || b == 0) return false;
@@ -23,14 +26,8 @@ bool near_one_to_one(std::uint64_t a, std::uint64_t b) {
   return ratio > 0.9 && ratio < 1.1;
 }
 
-std::string who(const SkbHolder& h) {
-  std::string proto = h.protocol.empty() ? "socket" : h.protocol;
-  std::transform(proto.begin(), proto.end(), proto.begin(), ::toupper);
-  std::string s = fmt::format("{} socket inode {}", proto, h.socket_inode);
-  if (h.pid) s += fmt::format(" of pid {} ({})", *h.pid, h.comm);
-  if (!h.cgroup_path.empty()) s += fmt::format(" in cgroup {}", h.cgroup_path);
-  if (h.workload.known()) s += fmt::format(" (pod {}/{})", h.workload.pod_namespace, h.workload.pod);
-  return s;
+std::string who(const SkbHolder& h, const Report& r) {
+  return census::describe(label_of(h), r.skb.census ? r.skb.census->home_netns : 0);
 }
 
 }  // namespace
@@ -68,11 +65,38 @@ std::string skb_leak_line(const Report& r) {
   }
   if (!skb.holders.empty()) {
     const auto& h = skb.holders.front();
-    line += fmt::format("; held unread by {} ({} queued)", who(h), group_thousands(h.queued_skbs));
+    line += fmt::format("; held unread by {} ({} queued)", who(h, r), group_thousands(h.queued_skbs));
+    if (h.queued_before_start_bytes.value_or(0) >= kOldQueueFloor)
+      line += fmt::format(", besides {} queued before slabtrace started", human_bytes(*h.queued_before_start_bytes));
   } else {
     line += "; no socket queue holds them (not queued on a socket while we watched)";
   }
   if (r.duration_s > 0) line += fmt::format("; growing {}/s", group_thousands(std::uint64_t(double(skb.outstanding_heads) / r.duration_s)));
+  return line;
+}
+
+std::string old_queue_line(const Report& r) {
+  // A queue the census found at the start and still holds: named even when
+  // nothing was allocated while we traced (the node was dying before).
+  if (r.skb.outstanding_heads >= kLeakFloor) return {};  // skb_leak_line names it
+  const SkbHolder* oldest = nullptr;
+  for (const auto& h : r.skb.holders)
+    if (h.queued_before_start_bytes.value_or(0) >= kOldQueueFloor &&
+        (!oldest || *h.queued_before_start_bytes > *oldest->queued_before_start_bytes))
+      oldest = &h;
+  if (!oldest) return {};
+  std::string line = fmt::format("sk_buff queue older than this run: {} queued before slabtrace started",
+                                 human_bytes(*oldest->queued_before_start_bytes));
+  if (oldest->kernel_queued_skbs)
+    line += fmt::format(" ({}{} skbs now)", oldest->kernel_queued_skbs_estimated ? "~" : "",
+                        group_thousands(*oldest->kernel_queued_skbs));
+  line += fmt::format(", held unread by {}", who(*oldest, r));
+  if (oldest->owners.size() > 1) {
+    line += "; open in pids";
+    for (std::size_t i = 0; i < oldest->owners.size() && i < 4; ++i)
+      line += fmt::format("{} {} ({})", i ? "," : "", oldest->owners[i].pid, oldest->owners[i].comm);
+    if (oldest->owners.size() > 4) line += fmt::format(" and {} more", oldest->owners.size() - 4);
+  }
   return line;
 }
 
@@ -128,7 +152,7 @@ std::string cost_line(const Report& r) {
 }
 
 void add_verdicts(Report& r) {
-  for (auto line : {skb_leak_line(r), drop_line(r), cache_growth_line(r), top_cgroup_line(r), slabinfo_line(r), cost_line(r)})
+  for (auto line : {skb_leak_line(r), old_queue_line(r), drop_line(r), cache_growth_line(r), top_cgroup_line(r), slabinfo_line(r), cost_line(r)})
     if (!line.empty()) r.verdicts.push_back(line);
   if (r.verdicts.empty() || (r.verdicts.size() == 1 && !r.costs.empty()))
     r.verdicts.insert(r.verdicts.begin(), "no leak: nothing outstanding above " + group_thousands(kLeakFloor) + " objects");

@@ -11,8 +11,20 @@
 
 namespace slabtrace::census {
 
-OwnerResolver::OwnerResolver(std::string cgroup2_mount, k8s::PodNames* pod_names)
-    : mount_(std::move(cgroup2_mount)), pod_names_(pod_names) {}
+OwnerResolver::OwnerResolver(CgroupIdOf cgroup_id_of, WorkloadOf workload_of)
+    : cgroup_id_of_(std::move(cgroup_id_of)), workload_of_(std::move(workload_of)) {}
+
+OwnerResolver OwnerResolver::for_node(const std::string& cgroup2_mount, k8s::PodNames* pod_names) {
+  CgroupIdOf ids;
+  if (!cgroup2_mount.empty())
+    ids = [cgroup2_mount](const std::string& path) {
+      return cgroups::cgroup_id_of(path == "/" ? cgroup2_mount : cgroup2_mount + path);
+    };
+  WorkloadOf workloads;
+  if (pod_names)
+    workloads = [pod_names](const std::string& path) { return pod_names->lookup(cgroups::parse_container(path)); };
+  return OwnerResolver(std::move(ids), std::move(workloads));
+}
 
 Owner OwnerResolver::resolve(const sockets::Owner& process) {
   Owner owner;
@@ -21,19 +33,15 @@ Owner OwnerResolver::resolve(const sockets::Owner& process) {
   owner.comm = process.comm;
   // A v1-only host has no "0::" line: the process sits in no v2 cgroup we can name.
   owner.cgroup_path = process.cgroup.empty() ? "/" : process.cgroup;
-  if (!mount_.empty()) {
-    auto it = cgroup_ids_.find(owner.cgroup_path);
-    if (it == cgroup_ids_.end()) {
-      std::string dir = owner.cgroup_path == "/" ? mount_ : mount_ + owner.cgroup_path;
-      // A cgroup that vanished since is retried next time (0 is not cached).
-      std::uint64_t id = cgroups::cgroup_id_of(dir).value_or(0);
-      if (id) it = cgroup_ids_.emplace(owner.cgroup_path, id).first;
-      owner.cgroup_id = id;
-    } else {
+  if (cgroup_id_of_) {
+    if (auto it = cgroup_ids_.find(owner.cgroup_path); it != cgroup_ids_.end()) {
       owner.cgroup_id = it->second;
+    } else if (auto id = cgroup_id_of_(owner.cgroup_path)) {
+      owner.cgroup_id = *id;
+      cgroup_ids_.emplace(owner.cgroup_path, *id);
     }
   }
-  if (pod_names_) owner.workload = pod_names_->lookup(cgroups::parse_container(owner.cgroup_path));
+  if (workload_of_) owner.workload = workload_of_(owner.cgroup_path);
   return owner;
 }
 
@@ -95,8 +103,10 @@ Census build_census(const std::vector<sockets::SocketInfo>& sockets, OwnerResolv
       // tcp rx_queue is unread payload, not truesize: better than nothing.
       q.receive_queue_bytes = s.rx_queue_bytes;
     }
+    if (!s.owners.empty()) census.owners_by_inode[s.inode] = s.owners;
     if (q.queued_bytes() == 0) {
-      if (q.kernel_accounting) census.empty_sockets.insert(s.inode);
+      // Without sock_diag a unix socket's queue is unknown, not empty.
+      if (q.kernel_accounting || s.family != "unix") census.empty_sockets.insert(s.inode);
       continue;
     }
     q.local = s.local;

@@ -346,7 +346,7 @@ census::Census socket_census(const std::string& proc_root, std::vector<std::stri
     }
   }
   k8s::PodNames pods(k8s::LogDirs{});
-  census::OwnerResolver owners(mount, &pods);
+  auto owners = census::OwnerResolver::for_node(mount, &pods);
   sockets::ScanOptions options;
   options.proc_root = proc_root;
   census::Census c = census::take_census(owners, options);

@@ -57,25 +57,52 @@ json stack_json(const model::StackReport& s) {
           {"frames_with_offsets", s.frames_with_offsets}};
 }
 
+}  // namespace
+
+json owner_json(const census::Owner& o) {
+  json j = {{"pid", o.pid}, {"comm", o.comm}, {"cgroup_id", o.cgroup_id}, {"cgroup_path", o.cgroup_path}};
+  add_workload_fields(j, o.workload);
+  return j;
+}
+
 json holder_json(const model::SkbHolder& h) {
+  auto optional = [](const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(nullptr); };
+  json owners = json::array();
+  for (const auto& o : h.owners) owners.push_back(owner_json(o));
   json j = {{"pid", h.pid ? json(*h.pid) : json(nullptr)},
-          {"comm", h.comm},
-          {"cgroup_id", h.cgroup_id},
-          {"cgroup_path", h.cgroup_path},
-          {"netns", h.netns},
-          {"socket_inode", h.socket_inode},
-          {"family", h.family},
-          {"protocol", h.protocol},
-          {"socket_cgroup_id", h.socket_cgroup_id},
-          {"queued_skbs", h.queued_skbs},
-          {"queued_bytes", h.queued_bytes},
-          {"kernel_queued_skbs", h.kernel_queued_skbs ? json(*h.kernel_queued_skbs) : json(nullptr)},
-          {"kernel_queued_bytes", h.kernel_queued_bytes ? json(*h.kernel_queued_bytes) : json(nullptr)}};
+            {"comm", h.comm},
+            {"cgroup_id", h.cgroup_id},
+            {"cgroup_path", h.cgroup_path},
+            {"netns", h.netns},
+            {"socket_inode", h.socket_inode},
+            {"family", h.family},
+            {"protocol", h.protocol},
+            {"socket_cgroup_id", h.socket_cgroup_id},
+            {"queued_skbs", h.queued_skbs},
+            {"queued_bytes", h.queued_bytes},
+            {"kernel_queued_skbs", optional(h.kernel_queued_skbs)},
+            {"kernel_queued_skbs_estimated", h.kernel_queued_skbs_estimated},
+            {"kernel_queued_bytes", optional(h.kernel_queued_bytes)},
+            {"receive_queue_bytes", h.receive_queue_bytes},
+            {"backlog_bytes", h.backlog_bytes},
+            {"write_queue_bytes", h.write_queue_bytes},
+            {"queued_before_start_bytes", optional(h.queued_before_start_bytes)},
+            {"owners", owners}};
   add_workload_fields(j, h.workload);
   return j;
 }
 
-}  // namespace
+json census_json(const model::SocketCensusSummary& c) {
+  return {{"sockets_seen", c.sockets_seen},
+          {"sockets_queued", c.sockets_queued},
+          {"namespaces", c.namespaces},
+          {"home_netns", c.home_netns},
+          {"queued_bytes", c.queued_bytes},
+          {"queued_before_start_bytes", c.queued_before_start_bytes},
+          {"took_s", c.took_s},
+          {"warnings", c.warnings}};
+}
+
 
 json report_json(const model::Report& r) {
   json caches = json::array(), cgroups = json::array(), stacks = json::array();
@@ -138,6 +165,7 @@ json report_json(const model::Report& r) {
             {"outstanding_data", r.skb.outstanding_data},
             {"outstanding_bytes", r.skb.outstanding_bytes},
             {"holders", holders},
+            {"census", r.skb.census ? census_json(*r.skb.census) : json(nullptr)},
             {"allocators", allocators},
             {"data_caches", data_caches},
             {"drops", drops},

@@ -85,14 +85,33 @@ void write_report_text(const model::Report& r, std::ostream& out) {
       out << fmt::format("  data:      {:>10} in {}, {} of them with their head still live\n",
                          group_thousands(d.data_buffers), d.cache, group_thousands(d.with_live_head));
     for (const auto& h : r.skb.holders) {
-      out << fmt::format("  held:      {:>10} ({}) in {} socket inode {}", group_thousands(h.queued_skbs),
-                         human_bytes(h.queued_bytes), h.protocol, h.socket_inode);
-      if (h.pid) out << fmt::format(" of pid {} ({}) in {}", *h.pid, h.comm, h.cgroup_path);
-      if (h.workload.known()) out << " [pod " << workload_label(h.workload) << "]";
-      out << fmt::format(", netns {}", h.netns);
-      if (h.kernel_queued_bytes) out << fmt::format("; kernel says {} queued", human_bytes(*h.kernel_queued_bytes));
+      const std::uint64_t home = r.skb.census ? r.skb.census->home_netns : 0;
+      if (h.queued_skbs)
+        out << fmt::format("  held:      {:>10} ({}) in {}", group_thousands(h.queued_skbs), human_bytes(h.queued_bytes),
+                           census::describe(model::label_of(h), home));
+      else  // a queue the tracer saw nothing added to
+        out << fmt::format("  held:      {:>10} in {}", "(untraced)", census::describe(model::label_of(h), home));
+      if (h.kernel_queued_bytes) {
+        out << fmt::format("; kernel says {} queued", human_bytes(*h.kernel_queued_bytes));
+        if (h.kernel_queued_skbs)
+          out << fmt::format(" ({}{} skbs)", h.kernel_queued_skbs_estimated ? "~" : "", group_thousands(*h.kernel_queued_skbs));
+      }
+      if (h.queued_before_start_bytes.value_or(0) > 0)
+        out << fmt::format(", {} of it queued before slabtrace started", human_bytes(*h.queued_before_start_bytes));
       out << "\n";
+      if (h.owners.size() > 1) {
+        out << "             open in:";
+        for (std::size_t i = 0; i < h.owners.size() && i < 8; ++i)
+          out << fmt::format("{} pid {} ({}) in {}", i ? "," : "", h.owners[i].pid, h.owners[i].comm, h.owners[i].cgroup_path);
+        if (h.owners.size() > 8) out << fmt::format(" and {} more", h.owners.size() - 8);
+        out << "\n";
+      }
     }
+    if (r.skb.census)
+      out << fmt::format("  census:    {} sockets hold {} in their queues ({} sockets in {} network namespace{}, {:.2f}s)\n",
+                         group_thousands(r.skb.census->sockets_queued), human_bytes(r.skb.census->queued_bytes),
+                         group_thousands(r.skb.census->sockets_seen), r.skb.census->namespaces,
+                         r.skb.census->namespaces == 1 ? "" : "s", r.skb.census->took_s);
     if (!r.skb.drops.empty()) {
       out << "  drops:";
       for (std::size_t i = 0; i < r.skb.drops.size() && i < 5; ++i)

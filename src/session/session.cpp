@@ -90,6 +90,9 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
     spdlog::warn("no cgroup2 mount found: cgroups are shown by id");
   }
   aliases_ = slab::read_slab_aliases();
+  owners_ = census::OwnerResolver::for_node(cgroups_ ? cgroups_->mount_point() : std::string(), &pod_names_);
+  // Before the first event is traced: the queues that predate the run.
+  census_start_ = take_census();
   slabinfo_start_ = procfs::read_slabinfo();
 
   auto& t = options_.tracer;
@@ -117,6 +120,14 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
   if (options_.measure_cost) cost_sampler_ = std::make_unique<CostSampler>(*tracer_);
   for (const auto& missing : tracer_->missing_optional())
     spdlog::info("tracepoint {} is not available on this kernel; continuing without it", missing);
+}
+
+census::Census Session::take_census() {
+  census::Census now = census::take_census(owners_);
+  for (const auto& w : now.warnings) spdlog::debug("socket census: {}", w);
+  spdlog::debug("socket census: {} sockets, {} holding {} bytes, {} namespaces, {:.3f}s", now.sockets_seen,
+                now.sockets.size(), now.queued_bytes, now.namespaces, now.took_s);
+  return now;
 }
 
 double Session::elapsed_s() const {
@@ -226,11 +237,14 @@ class Session::NodeView final : public model::KernelView {
   std::vector<std::string> symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) override {
     return s_.symbolize(addrs, with_offsets);
   }
-  const sockets::SocketInfo* socket_by_inode(std::uint64_t inode) override {
-    if (!inventory_) inventory_ = sockets::SocketInventory::scan({});
-    return inventory_->find(inode);
+  const census::Census& socket_census() override {
+    if (!census_) census_ = s_.take_census();
+    return *census_;
   }
-  std::vector<std::string> socket_warnings() override { return inventory_ ? inventory_->warnings() : std::vector<std::string>{}; }
+  const census::Census* socket_census_at_start() override { return &s_.census_start_; }
+  std::vector<census::Owner> resolve_owners(const std::vector<sockets::Owner>& processes) override {
+    return s_.owners_.resolve(processes);
+  }
   const std::map<std::uint32_t, std::string>& drop_reasons() override {
     if (!reasons_) {
       reasons_.emplace();
@@ -241,7 +255,7 @@ class Session::NodeView final : public model::KernelView {
 
  private:
   Session& s_;
-  std::optional<sockets::SocketInventory> inventory_;
+  std::optional<census::Census> census_;
   std::optional<std::map<std::uint32_t, std::string>> reasons_;
 };
 

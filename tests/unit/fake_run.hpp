@@ -133,10 +133,24 @@ class FakeKernel final : public model::KernelView {
     }
     return out;
   }
-  const sockets::SocketInfo* socket_by_inode(std::uint64_t inode) override {
-    auto it = sockets_by_inode.find(inode);
-    return it == sockets_by_inode.end() ? nullptr : &it->second;
+  // The census of the sockets in sockets_by_inode, owners named from `paths`.
+  census::OwnerResolver owner_resolver() {
+    return census::OwnerResolver([this](const std::string& path) { return cgroup_id_of(path); },
+                                 [this](const std::string& path) { return workload_of(path); });
   }
+  const census::Census& socket_census() override {
+    std::vector<sockets::SocketInfo> all;
+    for (const auto& [inode, s] : sockets_by_inode) all.push_back(s);
+    auto resolver = owner_resolver();
+    census_ = census::build_census(all, resolver);
+    return census_;
+  }
+  const census::Census* socket_census_at_start() override { return census_start ? &*census_start : nullptr; }
+  std::vector<census::Owner> resolve_owners(const std::vector<sockets::Owner>& processes) override {
+    return owner_resolver().resolve(processes);
+  }
+  std::optional<census::Census> census_start;
+  census::Census census_;
   const std::map<std::uint32_t, std::string>& drop_reasons() override { return reasons; }
 };
 

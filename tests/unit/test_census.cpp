@@ -15,7 +15,9 @@
 #include <catch2/catch.hpp>
 
 #include "slabtrace/census.hpp"
+#include "slabtrace/model.hpp"
 #include "slabtrace/sockets.hpp"
+#include "slabtrace/verdict.hpp"
 
 using namespace slabtrace;
 using namespace slabtrace::sockets;
@@ -259,4 +261,67 @@ TEST_CASE("queued before start: what the first census saw and the queue still ho
   CHECK(queued_before_start(64'000'000, 40'000'000, 0) == 40'000'000);  // partly read since
   CHECK(queued_before_start(0, 30'000'000, 30'000'000) == 0);           // a leak of this run only
   CHECK(queued_before_start(1000, 500, 800) == 0);                      // old part read, new part queued
+}
+
+TEST_CASE("merge_census: traced holders get every owner; untraced queues are listed with what predates the run",
+          "[unit][census]") {
+  auto queued = [](std::uint64_t inode, std::uint64_t bytes, std::vector<sockets::Owner> owners) {
+    SocketInfo s(SocketId{inode, kNetns, "inet", "udp"});
+    QueueAccounting a(s);
+    a.queued_bytes = bytes;
+    s.accounting = a;
+    s.owners = std::move(owners);
+    return s;
+  };
+  census::OwnerResolver resolver([](const std::string& path) -> std::optional<std::uint64_t> {
+    return path == "/child" ? 77 : path == "/parent" ? 66 : 1;
+  }, nullptr);
+  // At the start: an old leak of 64 MB on 10; 11 did not exist.
+  census::Census start = census::build_census({queued(10, 64'000'000, {{5, "old", kNetns, "/", 1}})}, resolver);
+  // At the end: 10 untouched; 11 holds what the tracer saw, open in parent and child; 12 was read.
+  std::vector<SocketInfo> end_sockets = {
+      queued(10, 64'000'000, {{5, "old", kNetns, "/", 1}}),
+      queued(11, 38'400'000, {{100, "parent", kNetns, "/parent", 1}, {101, "child", kNetns, "/child", 100}}),
+      queued(12, 0, {}), queued(13, 1000, {})};
+  census::Census end = census::build_census(end_sockets, resolver);
+
+  model::SkbReport skb;
+  model::SkbHolder traced;
+  traced.socket_inode = 11;
+  traced.protocol = "udp";
+  traced.queued_skbs = 30000;
+  traced.queued_bytes = 38'400'000;
+  skb.holders.push_back(traced);
+  traced.socket_inode = 12;
+  skb.holders.push_back(traced);
+  std::vector<std::string> notes;
+  model::merge_census(skb, end, &start, notes);
+
+  REQUIRE(skb.holders.size() == 2);  // 12 was read, 13 is below the listing floor
+  const auto& old = skb.holders[0];
+  CHECK(old.socket_inode == 10);
+  CHECK(old.queued_skbs == 0);
+  CHECK(old.kernel_queued_bytes == std::optional<std::uint64_t>(64'000'000));
+  CHECK(old.queued_before_start_bytes == std::optional<std::uint64_t>(64'000'000));
+  CHECK(old.pid == std::optional<std::uint32_t>(5));
+  const auto& shared = skb.holders[1];
+  CHECK(shared.socket_inode == 11);
+  REQUIRE(shared.owners.size() == 2);
+  CHECK(shared.pid == std::optional<std::uint32_t>(101));  // the child, not the parent
+  CHECK(shared.cgroup_id == 77);
+  CHECK(shared.cgroup_path == "/child");
+  CHECK(shared.queued_before_start_bytes == std::optional<std::uint64_t>(0));
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].find("socket inode 12 were read already") != std::string::npos);
+  REQUIRE(skb.census);
+  CHECK(skb.census->sockets_queued == 3);
+  CHECK(skb.census->queued_before_start_bytes == 64'000'000);
+
+  // The verdict names the old queue when nothing new was traced.
+  model::Report report;
+  report.skb = skb;
+  model::add_verdicts(report);
+  REQUIRE_FALSE(report.verdicts.empty());
+  CHECK(report.verdicts[0].find("queued before slabtrace started") != std::string::npos);
+  CHECK(report.verdicts[0].find("socket inode 10 of pid 5 (old)") != std::string::npos);
 }
