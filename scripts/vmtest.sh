@@ -11,7 +11,8 @@
 #
 # Environment: SLABTRACE_VM_CACHE (downloads, default /var/cache/slabtrace-vm),
 # SLABTRACE_VM_TIMEOUT (seconds per boot), SLABTRACE_VM_ACCEL (kvm|tcg, else
-# probed), SLABTRACE_VM_CPUS (2), SLABTRACE_VM_MEM (3G). Variables named
+# probed), SLABTRACE_VM_CPUS (2), SLABTRACE_VM_MEM (3G), SLABTRACE_VM_SHARE (a
+# host directory the guest may write, at the same path). Variables named
 # SLABTRACE_* and CI are passed into the guest.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,11 +51,11 @@ vm_busybox || skip "cannot fetch busybox-static"
 
 # The initramfs: busybox, /init, and the modules for 9p and overlayfs,
 # decompressed (busybox insmod reads plain .ko only). Rebuilt when /init changes.
-initrd_id=$(cat "$root/scripts/lib/vm/init" "$vm_busybox" | sha1sum | cut -c1-12)
+mods=$(vm_modules_for "$vm_kdir" "$vm_kver" virtio virtio_ring virtio_pci virtio_console 9pnet 9pnet_virtio 9p overlay) ||
+  skip "kernel $vm_kver lacks the 9p/virtio/overlay modules"
+initrd_id=$( (cat "$root/scripts/lib/vm/init" "$vm_busybox"; echo "$mods") | sha1sum | cut -c1-12)
 initrd=$vm_kdir/initrd-$initrd_id.cpio.gz
 if [[ ! -s $initrd ]]; then
-  mods=$(vm_modules_for "$vm_kdir" "$vm_kver" virtio virtio_ring virtio_pci 9pnet 9pnet_virtio 9p overlay) ||
-    skip "kernel $vm_kver lacks the 9p/virtio/overlay modules"
   stage=$(mktemp -d)
   mkdir -p "$stage/bin" "$stage/modules"
   cp "$vm_busybox" "$stage/bin/busybox"
@@ -102,33 +103,48 @@ mem=${SLABTRACE_VM_MEM:-3G}
 timeout_s=${SLABTRACE_VM_TIMEOUT:-$( (($#)) && echo 900 || echo 3600)}
 # oops=panic + panic=-1 + -no-reboot: a kernel Oops ends the guest at once
 # (reported as a failure with the console's Oops) instead of hanging a test.
-append="console=ttyS0 quiet loglevel=4 panic=-1 oops=panic mitigations=off tsc=reliable slabtrace.run=$run"
+append="console=ttyS0 loglevel=4 panic=-1 oops=panic mitigations=off tsc=reliable slabtrace.run=$run"
 
 qemu_args=(
   -nodefaults -display none -no-reboot
   -smp "$cpus" -m "$mem"
   -kernel "$vm_vmlinuz" -initrd "$initrd" -append "$append"
-  -serial stdio
+  # The kernel's console goes to a file (shown when the guest dies); CMD's
+  # output comes through a virtio console: the emulated UART moves ~11 KB/s,
+  # too slow for a test suite's failure output.
+  -serial "file:$run/console.log"
+  -device virtio-serial-pci -chardev stdio,id=cmdout,signal=off -device virtconsole,chardev=cmdout
   -fsdev "local,id=rootfs,path=/,security_model=none,readonly=on,multidevs=remap"
   -device "virtio-9p-pci,fsdev=rootfs,mount_tag=root"
   -fsdev "local,id=runfs,path=$run,security_model=none"
   -device "virtio-9p-pci,fsdev=runfs,mount_tag=run"
 )
+if [[ -n ${SLABTRACE_VM_SHARE:-} ]]; then
+  [[ -d $SLABTRACE_VM_SHARE ]] || { echo "vmtest: SLABTRACE_VM_SHARE=$SLABTRACE_VM_SHARE is not a directory" >&2; exit 2; }
+  share=$(cd "$SLABTRACE_VM_SHARE" && pwd)
+  qemu_args+=(-fsdev "local,id=sharefs,path=$share,security_model=none"
+    -device "virtio-9p-pci,fsdev=sharefs,mount_tag=share")
+  echo "VM_SHARE=$(printf %q "$share")" >>"$run/env"
+fi
 
 # KVM only where a probe boot proves it boots this kernel: some hosts offer a
 # /dev/kvm (e.g. a paravirtual kvm_pvm) that cannot run a stock kernel.
 # TCG runs single-threaded: multi-threaded TCG oopsed (int3 in
-# bpf_trace_run1) when bpf_stats was toggled. la57 off: the boot CPU model
-# must match what the kernels' page-table code expects on real hosts.
-tcg_args=(-accel tcg,thread=single -cpu max,la57=off)
+# bpf_trace_run1) when bpf_stats was toggled. la57 off: QEMU's max CPU offers
+# 5-level paging, which few nodes have; the guests run the common 4-level
+# address layout (SLABTRACE_VM_CPU=max boots with LA57 where a kernel enables it).
+tcg_args=(-accel tcg,thread=single -cpu "${SLABTRACE_VM_CPU:-max,la57=off}")
 kvm_args=(-accel kvm -cpu host)
 
-boot() {  # boot TIMEOUT ACCEL_ARGS...: boots the guest; its console to stdout
+boot() {  # boot TIMEOUT ACCEL_ARGS...: boots the guest; CMD's output to stdout
   local t=$1; shift
-  rm -f "$run/started" "$run/rc"
-  timeout -k 10 "$t" qemu-system-x86_64 "${qemu_args[@]}" "$@" </dev/null 2>"$run/qemu.err" |
-    tr -d '\r' | tee -a "$run/console.log"
+  rm -f "$run/started" "$run/rc" "$run/console.log"
+  timeout -k 10 "$t" qemu-system-x86_64 "${qemu_args[@]}" "$@" </dev/null 2>"$run/qemu.err" | sed -u 's/\r$//'
   return "${PIPESTATUS[0]}"
+}
+console_tail() {  # the guest kernel's last words
+  echo "vmtest: last lines of the guest's console:"
+  tr -d '\r' <"$run/console.log" 2>/dev/null | tail -"${1:-40}" | sed 's/^/  | /'
 }
 
 accel=${SLABTRACE_VM_ACCEL:-}
@@ -140,7 +156,7 @@ if [[ -z $accel ]]; then
   elif [[ -w /dev/kvm ]]; then
     saved=$(cat "$run/cmd"); echo true >"$run/cmd"
     if boot 60 "${kvm_args[@]}" >/dev/null 2>&1 && [[ $(cat "$run/rc" 2>/dev/null) == 0 ]]; then accel=kvm; fi
-    printf '%s\n' "$saved" >"$run/cmd"; : >"$run/console.log"
+    printf '%s\n' "$saved" >"$run/cmd"
     echo "$accel" >"$probe"
   fi
 fi
@@ -156,6 +172,7 @@ if [[ -r $run/rc ]]; then
   echo "vmtest: $kernel ($vm_kver): exit status $rc after $((t1 - t0)) s"
   exit "$rc"
 fi
+console_tail
 if [[ ! -e $run/started ]]; then
   echo "vmtest: qemu: $(tail -3 "$run/qemu.err" | tr '\n' ' ')"
   skip "kernel $vm_kver did not boot (qemu status $qrc after $((t1 - t0)) s)"

@@ -11,9 +11,16 @@ if [[ -n ${VM_MODULES:-} && -d $VM_MODULES ]]; then
   mkdir -p "/lib/modules/$(uname -r)"
   mount --bind "$VM_MODULES" "/lib/modules/$(uname -r)"
 fi
+if [[ -n ${VM_SHARE:-} ]]; then
+  mkdir -p "$VM_SHARE"
+  mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 share "$VM_SHARE"
+fi
 [[ -n ${VM_BPF_STATS:-} ]] && sysctl -q kernel.bpf_stats_enabled="$VM_BPF_STATS"
 [[ -e /sys/kernel/tracing/events ]] || echo "vmtest: tracefs has no events on $(uname -r)"
 cd "$(cat "$run/cwd")" 2>/dev/null || cd /
+# CMD's output to the host through the virtio console (see vmtest.sh).
+for i in $(seq 50); do [[ -c /dev/hvc0 ]] && break; sleep 0.1; done
+if [[ -c /dev/hvc0 ]]; then exec >/dev/hvc0 2>&1; else echo "vmtest: no /dev/hvc0: CMD's output is on the serial console"; fi
 bash "$run/cmd" </dev/null
 echo $? >"$run/rc.tmp" && mv "$run/rc.tmp" "$run/rc"
 sync

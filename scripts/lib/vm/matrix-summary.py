@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Prints scripts/test-matrix.sh's per-kernel table from the result folders.
+
+matrix-summary.py DIR KERNEL...: DIR/KERNEL holds what matrix-guest.sh wrote
+plus status (vmtest's exit status) and wall_s. A root test that leaves early
+says "skipped: <reason>" (Catch2 v2 has no SKIP): it is counted as skipped,
+not passed."""
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def read(p, default=""):
+    try:
+        return p.read_text().strip()
+    except OSError:
+        return default
+
+
+def tests(d):
+    """(passed, failed, skipped, [(name, first error lines)], [(name, reason)])"""
+    try:
+        root = ET.parse(d / "junit.xml").getroot()
+    except (OSError, ET.ParseError):
+        return None
+    passed = failed = skipped = 0
+    failures, skips = [], []
+    for case in root.iter("testcase"):
+        name = case.get("name", "?").removeprefix("root: ")
+        out = "".join(e.text or "" for e in case.iter("system-out"))
+        if case.find("failure") is not None or case.get("status") == "fail":
+            failed += 1
+            lines = [l.strip() for l in out.splitlines()
+                     if re.search(r"FAILED|REQUIRE|CHECK|with expansion|error|Timeout", l)]
+            failures.append((name, lines[:6]))
+        elif case.find("skipped") is not None or case.get("status") in ("notrun", "disabled"):
+            skipped += 1
+            skips.append((name, "not run"))
+        else:
+            m = re.search(r"skipped: ([^\n]*)", out)
+            if m:
+                skipped += 1
+                skips.append((name, m.group(1).strip()))
+            else:
+                passed += 1
+    return passed, failed, skipped, failures, skips
+
+
+def main():
+    base = Path(sys.argv[1])
+    rows, details = [], []
+    for k in sys.argv[2:]:
+        d = base / k
+        status = read(d / "status", "?")
+        t = tests(d)
+        if status == "77" or (t is None and status == "0"):
+            verdict = "SKIPPED"
+        elif status == "0":
+            verdict = "passed"
+        else:
+            verdict = "FAILED"
+        p, f, s = (t[0], t[1], t[2]) if t else ("-", "-", "-")
+        rows.append([k, read(d / "uname", "-"), read(d / "mode", "-"), read(d / "boot_s", "-"),
+                     read(d / "suite_s", "-"), str(p), str(f), str(s), read(d / "wall_s", "-"), verdict])
+        if verdict == "SKIPPED":
+            why = [l for l in read(d / "vmtest.log").splitlines() if "SKIPPED" in l]
+            details.append(f"{k}: {why[-1] if why else 'SKIPPED'}")
+        if t:
+            for name, lines in t[3]:
+                details.append(f"{k}: FAILED {name}")
+                details.extend("    " + l for l in lines)
+            for name, why in t[4]:
+                details.append(f"{k}: skipped {name}: {why}")
+        elif verdict == "FAILED":
+            tail = read(d / "vmtest.log").splitlines()[-3:]
+            details.append(f"{k}: FAILED before the suite finished: " + " | ".join(tail))
+    head = ["kernel", "uname -r", "mode", "boot s", "suite s", "passed", "failed", "skipped", "wall s", "result"]
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    fmt = "| " + " | ".join("{:<%d}" % w for w in widths) + " |"
+    print(fmt.format(*head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(fmt.format(*r))
+    for l in details:
+        print(l)
+
+
+if __name__ == "__main__":
+    main()
