@@ -19,16 +19,23 @@
 #define ST_STACK_NONE 255
 
 /* kmalloc objects carry no cache pointer: their "cache key" encodes the kind
- * and the slab size. Kernel pointers have their top 16 bits set, so these small
- * keys never collide with a struct kmem_cache address. */
+ * and the slab size (kind << ST_KEY_KIND_SHIFT | size). Named keys (classic
+ * tracepoints) put their kind in the top four bits above a 60-bit name hash.
+ * A struct kmem_cache address is in the kernel half of the address space, bit
+ * 63 set with 4- and 5-level paging alike (0xffff8880... / 0xff11...), which
+ * no encoding has. */
 #define ST_KEY_KIND_SHIFT 32
+#define ST_KEY_NAMED_SHIFT 60
+#define ST_KEY_SIZE_MASK 0xffffffffull
+#define ST_KEY_IS_POINTER(key) (((key) >> 63) != 0)
 enum st_key_kind {
   ST_KEY_KMALLOC = 1,      /* kmalloc-N */
   ST_KEY_KMALLOC_CG = 2,   /* kmalloc-cg-N (__GFP_ACCOUNT) */
   ST_KEY_KMALLOC_RCL = 3,  /* kmalloc-rcl-N (__GFP_RECLAIMABLE) */
   ST_KEY_KMALLOC_DMA = 4,  /* dma-kmalloc-N */
   ST_KEY_KMALLOC_LARGE = 5,/* above the largest kmalloc cache: pages */
-  ST_KEY_NAMED = 6,        /* classic tracepoint mode: hash of the cache name */
+  ST_KEY_NAMED = 6,        /* classic tracepoint mode: hash of the cache name,
+                              << ST_KEY_NAMED_SHIFT */
   ST_KEY_UNNAMED = 7,      /* classic mode on kernels whose event has no name */
 };
 
@@ -67,8 +74,7 @@ struct st_counters {
   __u64 alloc_bytes;
   __u64 tracked;        /* allocations entered into the live set (sampled) */
   __u64 tracked_bytes;
-  __u64 ended[ST_END_REASONS];
-  __u64 ended_bytes; /* filled in by user space: ended objects x object size */
+  __u64 ended[ST_END_REASONS]; /* ended bytes: ended objects x the bucket's object_size */
 };
 
 /* A live object, in 16 bytes: with millions of them every byte is megabytes
@@ -130,19 +136,18 @@ struct st_sock {
   __u32 pad2;
 };
 
-/* Global health counters, per CPU. */
-/* Nothing here is counted per event: event totals come from the buckets, and
+/* Global health counters, per CPU. Nothing here is counted per event: event totals come from the buckets, and
  * a per-CPU map update on every kfree showed in the cost. */
 enum st_stat {
   ST_STAT_FAILED_ALLOCS = 0,     /* ptr NULL: ignored */
-  ST_STAT_MAP_FULL,          /* live-object map had no room: object not tracked */
+  ST_STAT_MAP_FULL,          /* live table had no free slot on the address's path: not tracked */
   ST_STAT_BUCKETS_FULL,      /* more (cache, cgroup) pairs than ST_MAX_BUCKETS */
   ST_STAT_STACK_ERRORS,      /* bpf_get_stackid failed (stack map full, ...) */
   ST_STAT_MISSED_FREES,      /* = ended[ST_END_REUSED] summed */
   ST_STAT_SKB_LINKS,         /* skb data buffers paired with their head */
   ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
   ST_STAT_SOCKS_FULL,        /* no room to remember a socket */
-  ST_STAT_BUSY,              /* map update refused as re-entrant (EBUSY) */
+  ST_STAT_BUSY,              /* live-table slot lost to another CPU even on retry: not tracked */
   ST_STAT_BPF_ALLOCS,        /* allocations by the BPF map allocator: not traced */
   ST_STAT_IRQ_CONTEXT_UNKNOWN, /* preempt count unreadable or not this CPU's */
   ST_STAT_COUNT,
@@ -150,33 +155,6 @@ enum st_stat {
 
 struct st_stats {
   __u64 v[ST_STAT_COUNT];
-};
-
-/* Per-CPU scratch state. */
-#define ST_CTX_TASK 0
-#define ST_CTX_SOFTIRQ 1
-#define ST_CTX_HARDIRQ 2
-#define ST_BUCKET_CACHE_BITS 3
-#define ST_BUCKET_CACHE (1 << ST_BUCKET_CACHE_BITS)
-struct st_bucket_cache_entry {
-  __u64 cache;
-  __u64 cgroup;
-  __u32 idx;   /* bucket index + 1; 0: empty */
-  __u32 flags; /* the bucket's ST_BUCKET_* flags */
-};
-struct st_cpu_state {
-  __u32 softirq_depth;
-  __u32 hardirq_depth;
-  /* Recently used buckets: the hash lookup of (cache, cgroup) is the largest
-   * fixed cost of an event, and a CPU allocates from few buckets at a time. */
-  struct st_bucket_cache_entry recent[ST_BUCKET_CACHE];
-  /* skb head just allocated in __alloc_skb, awaiting its data; one per
-   * context, since an interrupt may allocate its own skb in between. */
-  __u64 pending_head[3];
-  __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
-  __u64 scratch;            /* turns a typed pointer into a number, see as_number */
-  __u32 stack_countdown;    /* tracked allocations until the next stack capture */
-  __u32 pad;
 };
 
 /* Drops (skb:kfree_skb) by reason and the socket they were meant for. */

@@ -41,7 +41,9 @@ struct Counts {
   std::uint64_t outstanding() const;  // tracked - ended, never below zero
   std::uint64_t outstanding_bytes() const;
   Counts& operator+=(const Counts& other);
-  static Counts from(const st_counters& c);
+  // Every object of a bucket has its size: the BPF side counts ended objects
+  // only, and ended bytes are those times the bucket's object size.
+  static Counts from(const st_counters& c, std::uint32_t object_size);
 };
 
 // Where an allocation is charged: a cgroup, or interrupt context.

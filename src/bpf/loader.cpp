@@ -24,7 +24,7 @@
 static_assert(sizeof(st_object) == 16, "live-object value: every byte is megabytes at scale");
 static_assert(sizeof(st_bucket_key) == 16);
 static_assert(sizeof(st_bucket) == 56);
-static_assert(sizeof(st_counters) == 9 * 8);
+static_assert(sizeof(st_counters) == (4 + ST_END_REASONS) * 8);
 static_assert(sizeof(st_sock) == 48);
 static_assert(sizeof(st_drop_key) == 24);
 static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);
@@ -371,10 +371,6 @@ std::vector<BucketSnapshot> Tracer::buckets() const {
     if (bpf_map_lookup_elem(info_fd, &i, &b.info) != 0) continue;
     if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race
     if (sum_percpu(counts_fd, i, &b.counters, sizeof b.counters) != 0) continue;
-    // Every object of a bucket has its size: the BPF side counts ended objects only.
-    std::uint64_t ended = 0;
-    for (auto n : b.counters.ended) ended += n;
-    b.counters.ended_bytes = ended * b.info.object_size;
     out.push_back(b);
   }
   return out;

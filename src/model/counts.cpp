@@ -32,12 +32,10 @@ std::string kmalloc_name(std::uint32_t kind, std::uint32_t size) {
 
 std::string cache_name(std::uint64_t cache_key, const char* bpf_name) {
   std::string name(bpf_name, strnlen(bpf_name, ST_CACHE_NAME_LEN));
-  // Kernel addresses have their top bits set; the small ST_KEY_* encodings do not.
-  bool kernel_pointer = (cache_key >> 48) == 0xffff;
-  if (kernel_pointer || (cache_key >> 60) == ST_KEY_NAMED)
+  if (ST_KEY_IS_POINTER(cache_key) || (cache_key >> ST_KEY_NAMED_SHIFT) == ST_KEY_NAMED)
     return name.empty() ? fmt::format("cache@{:#x}", cache_key) : name;
   auto kind = std::uint32_t(cache_key >> ST_KEY_KIND_SHIFT);
-  return kmalloc_name(kind, std::uint32_t(cache_key & 0xffffffffu));
+  return kmalloc_name(kind, std::uint32_t(cache_key & ST_KEY_SIZE_MASK));
 }
 
 std::optional<std::uint64_t> kmalloc_key(const std::string& name) {
@@ -92,14 +90,14 @@ Counts& Counts::operator+=(const Counts& o) {
   return *this;
 }
 
-Counts Counts::from(const st_counters& c) {
+Counts Counts::from(const st_counters& c, std::uint32_t object_size) {
   Counts out;
   out.allocs = c.allocs;
   out.alloc_bytes = c.alloc_bytes;
   out.tracked = c.tracked;
   out.tracked_bytes = c.tracked_bytes;
   for (std::size_t i = 0; i < out.ended.size(); ++i) out.ended[i] = c.ended[i];
-  out.ended_bytes = c.ended_bytes;
+  out.ended_bytes = out.ended_total() * object_size;
   return out;
 }
 

@@ -79,6 +79,9 @@ TEST_CASE("kmalloc caches are named as /proc/slabinfo names them", "[unit][model
   CHECK(cache_name(kmalloc(ST_KEY_KMALLOC, 96), "") == "kmalloc-96");
   CHECK(cache_name(0xffff888100123400ull, "skbuff_head_cache") == "skbuff_head_cache");
   CHECK(cache_name(0xffff888100123400ull, "").rfind("cache@", 0) == 0);
+  // 5-level paging (LA57) puts the direct map at 0xff11...: still a pointer.
+  CHECK(cache_name(0xff11000100123400ull, "skbuff_head_cache") == "skbuff_head_cache");
+  CHECK(cache_name((std::uint64_t(ST_KEY_NAMED) << ST_KEY_NAMED_SHIFT) | 0x123, "kmalloc-1k") == "kmalloc-1k");
 }
 
 TEST_CASE("cache filters on kmalloc names map to their keys", "[unit][model]") {

@@ -1,0 +1,313 @@
+/* Allocation paths: kmem_cache_alloc / kmalloc enter objects into their bucket
+ * and (sampled) into the live table; every free event ends them by address. */
+#ifndef SLABTRACE_ALLOC_BPF_H
+#define SLABTRACE_ALLOC_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "slabtrace/bpf_shared.h"
+#include "config.bpf.h"
+#include "percpu.bpf.h"
+#include "irq_context.bpf.h"
+#include "buckets.bpf.h"
+#include "live_table.bpf.h"
+#include "sockets.bpf.h"
+#include "errno.bpf.h"
+
+/* 16 k stacks of 48 frames: 6 MB. A hash collision is retried once without
+ * the innermost frame (see on_alloc) rather than sized away. */
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, ST_MAX_STACKS);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, ST_MAX_STACK_DEPTH * sizeof(__u64));
+} st_stacks SEC(".maps");
+
+/* Stacks for 1 in 2^stack_shift tracked allocations, at random. Not by
+ * address: churn recycles a few hot addresses (per-CPU caches), and one of them
+ * in the stack sample made every reuse pay a stack walk (~2.6 us), which made
+ * the cost of a run depend on which addresses the slab handed out. */
+static __always_inline int stack_sampled(struct st_cpu_state *cpu)
+{
+  if (stack_shift == ST_STACK_NONE)
+    return 0;
+  if (stack_shift == 0)
+    return 1;
+  if (!cpu)
+    return 0;
+  /* A random gap to the next capture, uniform over 0..2N-2 (mean N-1): one
+   * capture per N tracked allocations on average, one random draw per capture
+   * instead of per allocation. */
+  if (cpu->stack_countdown) {
+    cpu->stack_countdown--;
+    return 0;
+  }
+  __u32 n = 1u << stack_shift;
+  __u32 r = bpf_get_prandom_u32() & (2 * n - 1);
+  cpu->stack_countdown = r == 2 * n - 1 ? n - 1 : r;
+  return 1;
+}
+
+/* Allocation time in jiffies: bpf_ktime_get_ns cost ~45 ns per tracked
+ * allocation on this VM's clock, bpf_jiffies64 a memory read. Ages need no
+ * more than a tick (1-10 ms); user space learns HZ from st_clock. Compare
+ * ticks by signed difference: they wrap after 49 days at HZ=1000. */
+static __always_inline __u32 now_tick(void)
+{
+  return (__u32)bpf_jiffies64();
+}
+
+/* Removes a tracked object from the live set and books it as ended. Returns
+ * its flags (ST_OBJ_*) or 0 when the address was not tracked; *link gets what
+ * hangs off it (see struct st_object). */
+static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr, enum st_end_reason reason,
+                                      __u64 *link, __u32 *alloc_tick)
+{
+  struct st_object *o = &s->obj;
+  __u32 packed = o->packed;
+  __u32 bucket = ST_OBJ_BUCKET(packed);
+  *link = o->link;
+  *alloc_tick = o->alloc_tick;
+  if (!live_release(s, ptr, index))
+    return 0;
+  /* Ended bytes are ended objects times the bucket's object size: user space. */
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &bucket);
+  if (c && reason < ST_END_REASONS)
+    c->ended[reason] += 1;
+  if (reason == ST_END_REUSED)
+    stat_add(ST_STAT_MISSED_FREES, 1);
+  if ((packed & ST_OBJ_SKB_HEAD) && *link)
+    unqueue(*link);
+  return (packed & ST_OBJ_FLAGS) | 1; /* never 0 for a tracked object */
+}
+
+static __always_inline __u32 end_object(__u64 ptr, enum st_end_reason reason, __u64 *link, __u32 *alloc_tick)
+{
+  __u32 index = 0;
+  struct st_slot *s = live_find_at(ptr, &index);
+  if (!s)
+    return 0;
+  return end_slot(s, index, ptr, reason, link, alloc_tick);
+}
+
+/* An skb head is over when its data buffer is freed: skb_release_data frees the
+ * data (a traced kfree) while the head itself often returns to a per-CPU NAPI
+ * cache or leaves by kmem_cache_free_bulk, neither of which fires a kmem event.
+ * A head allocated after its supposed data is a new skb at a reused address:
+ * leave it alone. */
+static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_tick)
+{
+  __u32 index = 0;
+  struct st_slot *s = live_find_at(head, &index);
+  if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD) || (__s32)(s->obj.alloc_tick - data_alloc_tick) > 0)
+    return;
+  __u64 link = 0;
+  __u32 ms = 0;
+  end_slot(s, index, head, ST_END_SKB_DATA, &link, &ms);
+}
+
+static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
+{
+  __u64 link = 0;
+  __u32 alloc_tick = 0;
+  __u32 flags = end_object(ptr, reason, &link, &alloc_tick);
+  if (!flags)
+    return;
+  if ((flags & ST_OBJ_SKB_DATA) && link)
+    end_linked_head(link, alloc_tick);
+}
+
+static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
+                                    const char *name, __u32 size, int typed)
+{
+  if (ignored_site(call_site)) {
+    stat_add(ST_STAT_BPF_ALLOCS, 1);
+    return 0;
+  }
+  struct st_cpu_state *cpu = cpu_state();
+  int ctx_level = context_level(cpu);
+
+  /* Pair an skb head with its data buffer: in __alloc_skb the head allocation
+   * is followed, in the same context on the same CPU, by kmalloc_reserve's.
+   * Only allocations inside that code touch the pending slot, so unrelated
+   * allocations in between (an irq_work, a new slab's metadata) cannot break
+   * the pairing; a failed data allocation clears it. */
+  __u32 skb_flags = 0;
+  __u64 pending = 0;
+  if (in_skb_alloc(call_site) && cpu) {
+    __u64 *slot = &cpu->pending_head[ctx_level > 2 ? 2 : ctx_level];
+    pending = *slot;
+    *slot = 0;
+    if (pending) {
+      skb_flags = ST_OBJ_SKB_DATA;
+    } else if (ptr) {
+      skb_flags = ST_OBJ_SKB_HEAD;
+      *slot = ptr;
+    }
+  } else if (in_range(call_site, &skb_clone_range)) {
+    skb_flags = ST_OBJ_SKB_HEAD;
+  }
+  if (!ptr) {
+    stat_add(ST_STAT_FAILED_ALLOCS, 1);
+    return 0;
+  }
+
+  struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(ctx_level, typed)};
+  __u32 idx = 0;
+  __u32 bucket_flags = 0;
+  if (bucket_for(cpu, &key, name, size, &idx, &bucket_flags) != 0)
+    return 0;
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
+  if (!c)
+    return 0;
+  c->allocs += 1;
+  c->alloc_bytes += size;
+
+  if (!sampled(ptr))
+    return 0;
+  if (bucket_flags & ST_BUCKET_IGNORED) {
+    /* Still end a stale entry at this address: it was freed unseen. */
+    end_any(ptr, ST_END_REUSED);
+    return 0;
+  }
+
+  struct st_object obj = {
+      .packed = (idx & ST_OBJ_BUCKET_MASK) | (ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT) | skb_flags,
+      .alloc_tick = now_tick(),
+      .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
+  };
+  if (stack_sampled(cpu)) {
+    long id = bpf_get_stackid(ctx, &st_stacks, 0);
+    /* -EEXIST: another stack owns this hash bucket, and replacing it would
+     * relabel the objects already filed under it. Without the innermost
+     * frame (the allocator entry point) the hash lands elsewhere; the call
+     * path is kept, which is what the report is about. */
+    if (id == -ST_EEXIST)
+      id = bpf_get_stackid(ctx, &st_stacks, 1);
+    if (id < 0)
+      stat_add(ST_STAT_STACK_ERRORS, 1);
+    else
+      obj.packed = (obj.packed & ~(ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT)) |
+                   (((__u32)id & ST_OBJ_NO_STACK) << ST_OBJ_STACK_SHIFT);
+  }
+  /* An allocation at an address we think is live proves we missed its free. */
+  int err = live_try_insert(ptr, &obj);
+  if (err == ST_INSERT_STALE) {
+    end_any(ptr, ST_END_REUSED);
+    err = live_try_insert(ptr, &obj);
+  }
+  if (err == ST_INSERT_RACE)
+    err = live_try_insert(ptr, &obj);
+  if (err) {
+    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY, 1);
+    return 0;
+  }
+  c->tracked += 1;
+  c->tracked_bytes += size;
+  if (obj.link)
+    stat_add(ST_STAT_SKB_LINKS, 1);
+  return 0;
+}
+
+static __always_inline int on_free(__u64 ptr)
+{
+  if (!ptr || !sampled(ptr))
+    return 0;
+  end_any(ptr, ST_END_FREE);
+  return 0;
+}
+
+/* ---- tp_btf programs --------------------------------------------------- */
+
+SEC("tp_btf/kmem_cache_alloc")
+int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
+             gfp_t gfp, int node)
+{
+  /* Typed arguments: direct reads, no probe_read. The cache address is
+   * hashed into the bucket key: as_number. */
+  struct st_cpu_state *cpu = cpu_state();
+  if (!cpu)
+    return 0;
+  return on_alloc(ctx, call_site, (__u64)ptr, as_number(cpu, s), s->name, s->object_size, 1);
+}
+
+SEC("tp_btf/kmem_cache_free")
+int BPF_PROG(st_btf_cache_free, unsigned long call_site, const void *ptr)
+{
+  return on_free((__u64)ptr);
+}
+
+SEC("tp_btf/kmalloc")
+int BPF_PROG(st_btf_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
+             size_t bytes_alloc, gfp_t gfp, int node)
+{
+  return on_alloc(ctx, call_site, (__u64)ptr, kmalloc_key(bytes_alloc, gfp), NULL, bytes_alloc, 1);
+}
+
+SEC("tp_btf/kfree")
+int BPF_PROG(st_btf_kfree, unsigned long call_site, const void *ptr)
+{
+  return on_free((__u64)ptr);
+}
+
+/* ---- classic tracepoint programs (fallback) ----------------------------- */
+
+/* A __data_loc field: length << 16 | offset from the start of the event. */
+#define ST_DATA_LOC_OFFSET(loc) ((loc) & 0xffffu)
+
+/* Without the kmem_cache pointer, buckets are keyed by a hash of the cache
+ * name the event carries (6.18+); older kernels' events carry no name. */
+static __always_inline __u64 name_key(void *ctx, __u32 data_loc, char *name_out)
+{
+  if (!data_loc)
+    return 0;
+  bpf_probe_read_kernel_str(name_out, ST_CACHE_NAME_LEN, (char *)ctx + ST_DATA_LOC_OFFSET(data_loc));
+  __u64 h = 0xcbf29ce484222325ull; /* FNV-1a */
+  for (int i = 0; i < ST_CACHE_NAME_LEN; i++) {
+    if (!name_out[i])
+      break;
+    h = (h ^ (__u8)name_out[i]) * 0x100000001b3ull;
+  }
+  return ((__u64)ST_KEY_NAMED << ST_KEY_NAMED_SHIFT) | (h >> (64 - ST_KEY_NAMED_SHIFT));
+}
+
+SEC("tracepoint/kmem/kmem_cache_alloc")
+int st_tp_cache_alloc(struct trace_event_raw_kmem_cache_alloc *ctx)
+{
+  char name[ST_CACHE_NAME_LEN] = {};
+  __u32 data_loc = 0;
+  if (bpf_core_field_exists(ctx->__data_loc_name))
+    data_loc = BPF_CORE_READ(ctx, __data_loc_name);
+  __u64 bytes = BPF_CORE_READ(ctx, bytes_alloc);
+  __u64 key = name_key(ctx, data_loc, name);
+  if (!key)
+    key = ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (bytes & ST_KEY_SIZE_MASK);
+  const char *name_src = data_loc ? (char *)ctx + ST_DATA_LOC_OFFSET(data_loc) : NULL;
+  return on_alloc(ctx, BPF_CORE_READ(ctx, call_site), (__u64)BPF_CORE_READ(ctx, ptr), key,
+                  name_src, bytes, 0);
+}
+
+SEC("tracepoint/kmem/kmem_cache_free")
+int st_tp_cache_free(struct trace_event_raw_kmem_cache_free *ctx)
+{
+  return on_free((__u64)BPF_CORE_READ(ctx, ptr));
+}
+
+SEC("tracepoint/kmem/kmalloc")
+int st_tp_kmalloc(struct trace_event_raw_kmalloc *ctx)
+{
+  __u64 bytes = BPF_CORE_READ(ctx, bytes_alloc);
+  return on_alloc(ctx, BPF_CORE_READ(ctx, call_site), (__u64)BPF_CORE_READ(ctx, ptr),
+                  kmalloc_key(bytes, BPF_CORE_READ(ctx, gfp_flags)), NULL, bytes, 0);
+}
+
+SEC("tracepoint/kmem/kfree")
+int st_tp_kfree(struct trace_event_raw_kfree *ctx)
+{
+  return on_free((__u64)BPF_CORE_READ(ctx, ptr));
+}
+
+#endif

@@ -1,0 +1,10 @@
+/* Kernel errno values the BPF side tests or returns. vmlinux.h carries types,
+ * not the uapi macros, and <errno.h> is user space's. */
+#ifndef SLABTRACE_ERRNO_BPF_H
+#define SLABTRACE_ERRNO_BPF_H
+
+#define ST_EAGAIN 11
+#define ST_EEXIST 17
+#define ST_ENOSPC 28
+
+#endif

@@ -1,0 +1,203 @@
+/* The live-object table (struct st_slot): open addressing with linear probing
+ * in an mmap-able BPF array, searched by address. */
+#ifndef SLABTRACE_LIVE_TABLE_BPF_H
+#define SLABTRACE_LIVE_TABLE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "slabtrace/bpf_shared.h"
+#include "config.bpf.h"
+#include "errno.bpf.h"
+
+/* See struct st_slot. Sized by user space from --max-objects (a power of
+ * two, live_mask = size - 1). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, 1 << 21);
+  __type(key, __u32);
+  __type(value, struct st_slot);
+} st_live SEC(".maps");
+
+/* ---- the live-object table (struct st_slot) ------------------------------ */
+
+static __always_inline __u32 home_slot(__u64 ptr)
+{
+  return st_home_slot(ptr, live_mask);
+}
+
+static __always_inline struct st_slot *slot_at(__u32 home, __u32 k)
+{
+  __u32 i = (home + k) & live_mask;
+  return bpf_map_lookup_elem(&st_live, &i);
+}
+
+static __always_inline __u64 slot_addr(struct st_slot *s)
+{
+  return *(volatile __u64 *)&s->addr;
+}
+
+/* Probing: the first ST_LIVE_FAST_PROBES slots in a plain loop (almost every
+ * search ends there), the rest of a long path under bpf_loop, whose callback
+ * the verifier checks once: plain loops exceeded its budget at 128 probes
+ * (and at 32 when inlined into every caller), and bpf_loop's indirect call on
+ * every probe cost ~12 ns per event. The entry points are global functions
+ * that take and return numbers; callers look the slot up. */
+#define ST_LIVE_FAST_PROBES 8
+
+struct st_find_walk {
+  __u64 ptr;
+  __u32 home;
+  __s32 found; /* slot index, or -1 */
+};
+
+static __always_inline long find_probe(__u32 k, struct st_find_walk *w)
+{
+  struct st_slot *s = slot_at(w->home, k);
+  if (!s)
+    return 1;
+  __u64 a = slot_addr(s);
+  if (a == w->ptr) {
+    w->found = (__s32)((w->home + k) & live_mask);
+    return 1;
+  }
+  return a == ST_SLOT_EMPTY; /* the path ends at an empty slot */
+}
+
+static long find_step(__u32 k, void *data)
+{
+  return find_probe(k + ST_LIVE_FAST_PROBES, data);
+}
+
+/* Index of the slot holding a live address, or -1. */
+__noinline int st_live_find(__u64 ptr)
+{
+  struct st_find_walk w = {.ptr = ptr, .home = home_slot(ptr), .found = -1};
+  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES; k++)
+    if (find_probe(k, &w))
+      return w.found;
+  bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, find_step, &w, 0);
+  return w.found;
+}
+
+static __always_inline struct st_slot *live_find_at(__u64 ptr, __u32 *index)
+{
+  int i = st_live_find(ptr);
+  if (i < 0)
+    return NULL;
+  __u32 key = (__u32)i;
+  *index = key;
+  return bpf_map_lookup_elem(&st_live, &key);
+}
+
+static __always_inline struct st_slot *live_find(__u64 ptr)
+{
+  __u32 index = 0;
+  return live_find_at(ptr, &index);
+}
+
+#define ST_INSERT_STALE 1             /* the address is in the table already: its free was missed */
+#define ST_INSERT_FULL (-ST_ENOSPC)   /* no free slot within ST_LIVE_PROBES */
+#define ST_INSERT_RACE (-ST_EAGAIN)   /* another CPU took the slot first */
+
+struct st_insert_walk {
+  __u64 ptr;
+  __u32 home;
+  __u32 free_k;    /* probe of the first free slot */
+  __s64 free_index; /* -1: none yet */
+  __u64 free_was;  /* ST_SLOT_EMPTY or ST_SLOT_DEAD */
+  __u32 stale;     /* the address is in the table already */
+};
+
+static __always_inline long insert_probe(__u32 k, struct st_insert_walk *w)
+{
+  struct st_slot *s = slot_at(w->home, k);
+  if (!s)
+    return 1;
+  __u64 a = slot_addr(s);
+  if (a == w->ptr) {
+    w->stale = 1;
+    return 1;
+  }
+  if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && w->free_index < 0) {
+    w->free_index = (w->home + k) & live_mask;
+    w->free_k = k;
+    w->free_was = a;
+  }
+  return a == ST_SLOT_EMPTY;
+}
+
+static long insert_step(__u32 k, void *data)
+{
+  return insert_probe(k + ST_LIVE_FAST_PROBES, data);
+}
+
+/* A slot before ours may have been emptied while we probed (see
+ * live_release): our probe path must not end before it reaches us. */
+static long mend_step(__u32 k, void *data)
+{
+  struct st_insert_walk *w = data;
+  struct st_slot *s = slot_at(w->home, k);
+  if (s && slot_addr(s) == ST_SLOT_EMPTY)
+    __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
+  return 0;
+}
+
+/* Claims the first free slot on the address's probe path. The whole path up
+ * to an empty slot is searched first: the address may sit beyond a dead slot. */
+__noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_tick, __u64 link)
+{
+  struct st_insert_walk w = {.ptr = ptr, .home = home_slot(ptr), .free_index = -1};
+  int done = 0;
+  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES && !done; k++)
+    done = insert_probe(k, &w);
+  if (!done)
+    bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, insert_step, &w, 0);
+  if (w.stale)
+    return ST_INSERT_STALE;
+  if (w.free_index < 0)
+    return ST_INSERT_FULL;
+  __u32 key = (__u32)w.free_index;
+  struct st_slot *slot = bpf_map_lookup_elem(&st_live, &key);
+  if (!slot)
+    return ST_INSERT_FULL;
+  if (__sync_val_compare_and_swap(&slot->addr, w.free_was, ptr) != w.free_was)
+    return ST_INSERT_RACE;
+  /* Published before the object is written: nobody frees an object before
+   * its allocation has returned, and the report tolerates one stale slot. */
+  slot->obj.packed = packed;
+  slot->obj.alloc_tick = alloc_tick;
+  slot->obj.link = link;
+  if (w.free_k)
+    bpf_loop(w.free_k, mend_step, &w, 0);
+  return 0;
+}
+
+static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
+{
+  return st_live_insert(ptr, obj->packed, obj->alloc_tick, obj->link);
+}
+
+/* Frees a slot. A dead slot whose successor is empty can be empty itself (no
+ * probe path runs through it to anything), which keeps churn from filling the
+ * table with dead slots. An insert on another CPU may have read this slot
+ * live and be claiming the successor right now: if the successor is taken
+ * after we emptied ours, we put the dead mark back; if it was taken before
+ * the insert finished, the insert restores it (st_live_insert). Either way no
+ * live object ends up behind an empty slot, where its free would be missed. */
+static __always_inline int live_release(struct st_slot *s, __u64 ptr, __u32 index)
+{
+  if (__sync_val_compare_and_swap(&s->addr, ptr, ST_SLOT_DEAD) != ptr)
+    return 0; /* someone else ended it first */
+  struct st_slot *next = slot_at(index, 1);
+  if (next && slot_addr(next) == ST_SLOT_EMPTY &&
+      __sync_val_compare_and_swap(&s->addr, ST_SLOT_DEAD, ST_SLOT_EMPTY) == ST_SLOT_DEAD &&
+      slot_addr(next) != ST_SLOT_EMPTY)
+    __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
+  return 1;
+}
+
+#endif

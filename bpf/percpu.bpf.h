@@ -1,0 +1,90 @@
+/* Per-CPU scratch state (private to the BPF side) and the health counters. */
+#ifndef SLABTRACE_PERCPU_BPF_H
+#define SLABTRACE_PERCPU_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "slabtrace/bpf_shared.h"
+#include "core_fixes.bpf.h"
+
+/* Allocation context, from the preempt count or the irq entry/exit depths. */
+#define ST_CTX_TASK 0
+#define ST_CTX_SOFTIRQ 1
+#define ST_CTX_HARDIRQ 2
+
+/* Per-CPU scratch state: never read by user space. */
+#define ST_BUCKET_CACHE_BITS 3
+#define ST_BUCKET_CACHE (1 << ST_BUCKET_CACHE_BITS)
+struct st_bucket_cache_entry {
+  __u64 cache;
+  __u64 cgroup;
+  __u32 idx;   /* bucket index + 1; 0: empty */
+  __u32 flags; /* the bucket's ST_BUCKET_* flags */
+};
+struct st_cpu_state {
+  __u32 softirq_depth;
+  __u32 hardirq_depth;
+  /* Recently used buckets: the hash lookup of (cache, cgroup) is the largest
+   * fixed cost of an event, and a CPU allocates from few buckets at a time. */
+  struct st_bucket_cache_entry recent[ST_BUCKET_CACHE];
+  /* skb head just allocated in __alloc_skb, awaiting its data; one per
+   * context, since an interrupt may allocate its own skb in between. */
+  __u64 pending_head[3];
+  __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
+  __u64 scratch;            /* turns a typed pointer into a number, see as_number */
+  __u32 stack_countdown;    /* tracked allocations until the next stack capture */
+  __u32 pad;
+};
+
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct st_stats);
+} st_stat SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct st_cpu_state);
+} st_cpu SEC(".maps");
+
+static __always_inline void stat_add(enum st_stat which, __u64 n)
+{
+  __u32 zero = 0;
+  struct st_stats *s = bpf_map_lookup_elem(&st_stat, &zero);
+  if (s && which < ST_STAT_COUNT)
+    s->v[which] += n;
+}
+
+static __always_inline struct st_cpu_state *cpu_state(void)
+{
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&st_cpu, &zero);
+}
+
+/* A typed (BTF) pointer as a number. The verifier refuses to hash or compare
+ * typed pointers as numbers, and a probe_read of the raw argument cost ~35 ns;
+ * stored to per-CPU map memory and read back, the pointer is a plain number
+ * (allowed to programs loaded with CAP_PERFMON). */
+static __always_inline __u64 as_number(struct st_cpu_state *cpu, const void *p)
+{
+  cpu->scratch = (__u64)p;
+  return *(volatile __u64 *)&cpu->scratch;
+}
+
+/* Typed pointer arguments cannot be shifted (sampled() hashes them): read the
+ * raw argument as a number instead. */
+static __always_inline __u64 raw_arg(unsigned long long *ctx, int i)
+{
+  __u64 v = 0;
+  bpf_probe_read_kernel(&v, sizeof(v), &ctx[i]);
+  return v;
+}
+
+#endif
