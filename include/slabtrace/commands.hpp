@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "slabtrace/session.hpp"
+#include "slabtrace/watch.hpp"
 
 namespace slabtrace::commands {
 
@@ -72,6 +73,9 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:9464";  // HOST:PORT; localhost unless told otherwise
   double interval_s = 5;
   std::size_t top_cgroups = 20;
+  // Watch before tracing: the tracer is attached only while a cache or a
+  // cgroup grows by threshold_bytes within window_s (--trace always: all the time).
+  watch::WatchOptions watch;
 };
 // Prometheus exporter: /metrics and /healthz until SIGINT/SIGTERM.
 int serve(const ServeOptions& options);

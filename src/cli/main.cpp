@@ -101,6 +101,17 @@ int main(int argc, char** argv) {
   srv->add_option("--listen", serve.listen, "HOST:PORT to serve on (default localhost only; 0.0.0.0:9464 in a pod)");
   srv->add_option("-i,--interval", serve.interval_s, "seconds between readings of the BPF maps")->check(CLI::PositiveNumber);
   srv->add_option("--top-cgroups", serve.top_cgroups, "cgroups with series of their own; the rest are summed as cgroup=\"other\"");
+  std::string serve_trace = "on-growth";
+  double serve_threshold_mib = 32;
+  srv->add_option("--trace", serve_trace,
+                  "on-growth: read only the kernel's counters and trace while a cache or cgroup grows (default); "
+                  "always: trace all the time")
+      ->check(CLI::IsMember({"on-growth", "always"}));
+  srv->add_option("--watch-threshold", serve_threshold_mib,
+                  "MiB a cache (/proc/slabinfo) or a cgroup (memory.stat slab_unreclaimable + sock) must grow by "
+                  "within the window to start tracing; tracing stops below half of it")
+      ->check(CLI::PositiveNumber);
+  srv->add_option("--watch-window", serve.watch.window_s, "seconds growth is measured over")->check(CLI::PositiveNumber);
 
   commands::DoctorOptions doctor;
   auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root, no BPF): PSI, meminfo, slabs, swap, load");
@@ -124,7 +135,11 @@ int main(int argc, char** argv) {
     if (tp->parsed()) return commands::top(top);
     if (chk->parsed()) return commands::check(check);
     if (doc->parsed()) return commands::doctor(doctor);
-    if (srv->parsed()) return commands::serve(serve);
+    if (srv->parsed()) {
+      serve.watch.always_trace = serve_trace == "always";
+      serve.watch.threshold_bytes = std::uint64_t(serve_threshold_mib * 1024 * 1024);
+      return commands::serve(serve);
+    }
   } catch (const UserError& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -21,6 +21,8 @@
 #include "slabtrace/nodemem.hpp"
 #include "slabtrace/prometheus.hpp"
 #include "slabtrace/sockets.hpp"
+#include "slabtrace/human.hpp"
+#include "slabtrace/watch.hpp"
 
 namespace slabtrace::commands {
 
@@ -255,6 +257,53 @@ void configure_http(httplib::Server& server, const MetricsPage& page, const std:
   });
 }
 
+// Health figures while no tracer is attached: what serve is, and that it traces nothing.
+prometheus::Metrics untraced_metrics() {
+  prometheus::Metrics m;
+  m.health.version = SLABTRACE_VERSION;
+  m.health.kernel = kernel_release();
+  m.health.attach_mode = "none";
+  m.health.sample_rate = 0;
+  try {
+    m.node_memory = node::read_meminfo();
+  } catch (const std::exception& e) {
+    spdlog::debug("{}", e.what());
+  }
+  m.health.refreshed_unix_seconds =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return m;
+}
+
+double monotonic_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double unix_s() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+// The tracer and what reads it, attached and detached as the watch decides.
+// Attaching loads the BPF programs afresh (a second or two); detaching unloads
+// them, so a watching serve costs the node no BPF program run at all.
+class Tracing {
+ public:
+  Tracing(const ServeOptions& options) : options_(options) {}
+  void attach(const std::vector<std::string>& caches) {
+    detach();
+    CommonOptions common = options_.common;
+    if (common.caches.empty()) common.caches = caches;  // the user's --cache wins
+    session_ = std::make_unique<Session>(session_options(common));
+    gatherer_ = std::make_unique<MetricsGatherer>(*session_, options_);
+  }
+  void detach() {
+    gatherer_.reset();
+    session_.reset();
+  }
+  bool attached() const { return bool(session_); }
+  std::string attach_mode() const { return session_ ? bpf::to_string(session_->tracer().attach_mode()) : "none"; }
+  prometheus::Metrics gather() { return gatherer_ ? gatherer_->gather() : untraced_metrics(); }
+
+ private:
+  const ServeOptions& options_;
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<MetricsGatherer> gatherer_;  // refers to session_: reset first
+};
+
 }  // namespace
 
 int serve(const ServeOptions& o) {
@@ -271,17 +320,63 @@ int serve(const ServeOptions& o) {
   if (!server.bind_to_port(address.host, address.port))
     throw UserError(fmt::format("cannot listen on {}: {}", o.listen, std::strerror(errno)));
 
-  Session session(session_options(o.common));
-  const std::string attach_mode = bpf::to_string(session.tracer().attach_mode());
-  MetricsGatherer gatherer(session, o);
+  Tracing tracing(o);
+  // Loaded once at start even when watching: a node where tracing cannot work
+  // (no root, no BTF, a missing tracepoint) says so now, not on the day it leaks.
+  tracing.attach({});
+  const std::string attach_mode = tracing.attach_mode();
+  if (!o.watch.always_trace) tracing.detach();
+
+  watch::WatchMachine machine(o.watch, slab::read_slab_aliases());
+  if (o.watch.always_trace) machine.attached(monotonic_s());
+  watch::NodeSources sources;
+  sources.cgroup2_mount = procfs::find_cgroup2_mount(procfs::read_mountinfo());
+  watch::NodeReader reader(sources);
+  watch::WatchPage watch_page;
+  watch_page.top_cgroups = o.top_cgroups;
+  watch_page.since_unix_s = unix_s();
   prometheus::Limits limits;
   limits.top_cgroups = o.top_cgroups;
-  MetricsPage page;
-  page.publish(prometheus::render(gatherer.gather(), limits));  // no scrape ever sees an empty page
 
-  configure_http(server, page, attach_mode);
+  // One refresh: read the node's counters, let the watch decide, attach or
+  // detach, and publish the whole page.
+  auto refresh = [&] {
+    const double t = monotonic_s();
+    watch::Decision d = machine.step(reader.read(t));
+    using Action = watch::Decision::Action;
+    if (d.action == Action::Attach || d.action == Action::Retarget) {
+      try {
+        tracing.attach(d.caches);
+        const bool from_watching = machine.state() == watch::State::Watching;
+        machine.attached(t);
+        if (from_watching) watch_page.since_unix_s = unix_s();
+        spdlog::info("tracing ({}{}): {}", tracing.attach_mode(),
+                     machine.traced_caches().empty() ? ", all caches" : ", only the growing caches", machine.reason());
+      } catch (const std::exception& e) {
+        tracing.detach();
+        machine.attach_failed(t, e.what());
+        watch_page.since_unix_s = unix_s();
+        spdlog::warn("{}", machine.reason());
+      }
+    } else if (d.action == Action::Detach) {
+      tracing.detach();
+      watch_page.since_unix_s = unix_s();
+      spdlog::info("watching again, tracer detached: {}", machine.reason());
+    }
+    return prometheus::render(tracing.gather(), limits) + watch::render_watch(machine, watch_page);
+  };
+
+  MetricsPage page;
+  page.publish(refresh());  // no scrape ever sees an empty page
+
+  configure_http(server, page, o.watch.always_trace ? attach_mode : "watching, " + attach_mode + " on growth");
   HttpThread http(server);
-  spdlog::info("tracing ({}); metrics on http://{}/metrics, refreshed every {}s", attach_mode, o.listen, o.interval_s);
+  if (o.watch.always_trace)
+    spdlog::info("tracing ({}); metrics on http://{}/metrics, refreshed every {}s", attach_mode, o.listen, o.interval_s);
+  else
+    spdlog::info("watching /proc/slabinfo{} (tracing when something grows by {} in {:g}s); metrics on http://{}/metrics, refreshed every {}s",
+                 reader.cgroup_memory() ? " and cgroup memory.stat" : "", human_bytes(o.watch.threshold_bytes),
+                 o.watch.window_s, o.listen, o.interval_s);
 
   auto next = std::chrono::steady_clock::now();
   for (;;) {
@@ -293,13 +388,13 @@ int serve(const ServeOptions& o) {
     }
     if (!wait_for(left)) break;
     try {
-      page.publish(prometheus::render(gatherer.gather(), limits));
+      page.publish(refresh());
     } catch (const std::exception& e) {
       // Keep serving the last page; slabtrace_last_refresh_timestamp_seconds shows its age.
       spdlog::warn("refreshing the metrics failed: {}", e.what());
     }
   }
-  spdlog::info("stopping: closing the HTTP server and detaching");
+  spdlog::info("stopping: closing the HTTP server{}", tracing.attached() ? " and detaching" : "");
   return 0;
 }
 

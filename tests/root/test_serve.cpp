@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <sstream>
 
 #include "root_helpers.hpp"
 #include "slabtrace/prometheus.hpp"
@@ -178,7 +179,10 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   }
   TestCgroup cg("serve");
   const int serve_port = free_port();
-  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1"});
+  // Traced from the start, so that every leaked skb is seen allocated (the
+  // watching mode has its own test below).
+  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
+               "--trace", "always"});
   REQUIRE(eventually(60, [&] { return http_ok(serve_port, "/healthz"); }));
 
   Prometheus prometheus(serve_port, rules_with_short_for());
@@ -249,6 +253,132 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   INFO(serve.err());
   CHECK(rc == 0);  // stopped on SIGTERM and detached
   CHECK(serve.err().find("stopping") != std::string::npos);
+}
+
+namespace {
+
+// The value of one sample of a /metrics page ("name{labels}" exactly as
+// written, or a bare name), or nullopt if the page has none.
+std::optional<double> sample_value(const std::string& page, const std::string& series) {
+  std::istringstream in(page);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+      return std::stod(line.substr(series.size() + 1));
+  return std::nullopt;
+}
+
+std::string metrics_page(int port) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(5, 0);
+  auto res = c.Get("/metrics");
+  return res && res->status == 200 ? res->body : std::string();
+}
+
+// The line of slabtrace_serve_state_info: state, reason and traced caches.
+std::string state_info(const std::string& page) {
+  auto at = page.find("\nslabtrace_serve_state_info{");
+  return at == std::string::npos ? std::string() : page.substr(at + 1, page.find('\n', at + 1) - at - 1);
+}
+
+// BPF programs a process holds (fdinfo prog_id lines of its fds).
+int bpf_programs_of(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
+    std::ifstream in(fd.path());
+    std::string line;
+    while (std::getline(in, line)) n += line.rfind("prog_id:", 0) == 0;
+  }
+  return n;
+}
+
+// slabtrace_outstanding_objects of a cgroup, summed over its caches.
+double outstanding_of(const std::string& page, const std::string& cgroup) {
+  std::istringstream in(page);
+  std::string line;
+  double sum = 0;
+  const std::string prefix = "slabtrace_outstanding_objects{", label = ",cgroup=\"" + cgroup + "\"";
+  while (std::getline(in, line)) {
+    auto close = line.rfind("} ");
+    if (line.rfind(prefix, 0) == 0 && close != std::string::npos && line.find(label) != std::string::npos &&
+        line.find(label) + label.size() <= close + 1)
+      sum += std::stod(line.substr(close + 2));
+  }
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("serve watches, traces a leak that starts while it watches, and watches again once it stops",
+          "[root][serve][watch]") {
+  REQUIRE_ROOT_OR_SKIP();
+  settle_slabinfo();
+  TestCgroup cg("watch");
+  const int port = free_port();
+  // 4 MiB within 3 s starts tracing: about 3,500 leaked datagrams (a head and
+  // a 1 KiB data buffer each). The node's own churn stays far below that.
+  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "0.5",
+               "--watch-threshold", "4", "--watch-window", "3"});
+  REQUIRE(eventually(60, [&] { return http_ok(port, "/healthz"); }));
+  std::string page = metrics_page(port);
+  INFO(state_info(page));
+  CHECK(sample_value(page, "slabtrace_serve_state{state=\"watching\"}") == 1.0);
+  CHECK(bpf_programs_of(serve.pid()) == 0);  // watching loads nothing
+  CHECK(sample_value(page, "slabtrace_slab_bytes{cache=\"kmalloc-1k\",reclaimable=\"false\"}").has_value());
+
+  // The leak: bursts into a socket nobody reads, until serve traces and the
+  // tracer has filed leaked objects under the sender's cgroup.
+  UdpHolder holder(cg);
+  long sent = 0;
+  bool tracing = false, attributed = false;
+  auto leak_started = Clock::now();
+  double tracing_after_s = 0, attributed_after_s = 0;
+  while (seconds_since(leak_started) < 90 && !attributed) {
+    udp_send(cg, holder.port, 1000);
+    sent += 1000;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    page = metrics_page(port);
+    if (!tracing && sample_value(page, "slabtrace_serve_state{state=\"tracing\"}") == 1.0) {
+      tracing = true;
+      tracing_after_s = seconds_since(leak_started);
+    }
+    if (tracing && outstanding_of(page, cg.path()) >= 5000) {
+      attributed = true;
+      attributed_after_s = seconds_since(leak_started);
+    }
+  }
+  const std::string while_tracing = state_info(page);
+  INFO(while_tracing);
+  INFO(serve.err());
+  REQUIRE(tracing);
+  CHECK(attributed);
+  // Why: a cache that grew (the sk_buff leak grows kmalloc-1k and skbuff_head_cache).
+  CHECK((while_tracing.find("cache kmalloc-1k grew") != std::string::npos ||
+         while_tracing.find("cache skbuff_head_cache grew") != std::string::npos));
+  CHECK(bpf_programs_of(serve.pid()) > 0);
+  CHECK(sample_value(page, "slabtrace_serve_tracing_starts_total") >= 1.0);
+
+  // The leak stops (the queue stays held): back to watching, tracer detached.
+  auto stopped = Clock::now();
+  bool watching = eventually(60, [&] {
+    page = metrics_page(port);
+    return sample_value(page, "slabtrace_serve_state{state=\"watching\"}") == 1.0;
+  });
+  const double watching_after_s = seconds_since(stopped);
+  INFO(state_info(page));
+  CHECK(watching);
+  CHECK(state_info(page).find("growth stopped") != std::string::npos);
+  CHECK(eventually(10, [&] { return bpf_programs_of(serve.pid()) == 0; }));
+  CHECK(outstanding_of(page, cg.path()) == 0);  // traced series go with the tracer
+  std::cout << fmt::format(
+      "serve watch: tracing {:.1f}s after the leak started, 5,000 objects attributed to {} {:.1f}s after it ({} datagrams sent); "
+      "watching again {:.1f}s after it stopped\n",
+      tracing_after_s, cg.path(), attributed_after_s, sent, watching_after_s);
+
+  holder.exit();
+  serve.signal(SIGTERM);
+  CHECK(serve.finish(30) == 0);
 }
 
 TEST_CASE("serve answers what it does not serve with 4xx and keeps serving", "[root][serve]") {
