@@ -183,7 +183,7 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   // watching mode has its own test below).
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
                "--trace", "always"});
-  REQUIRE(eventually(60, [&] { return http_ok(serve_port, "/healthz"); }));
+  REQUIRE(eventually(300, [&] { return http_ok(serve_port, "/healthz"); }));
 
   Prometheus prometheus(serve_port, rules_with_short_for());
   REQUIRE(eventually(60, [&] { return http_ok(prometheus.port(), "/-/ready"); }));
@@ -229,7 +229,7 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
 
   // What the exporter costs a scraper, under the leak.
   Latency latency = measure_scrapes(serve_port, 200);
-  CHECK(latency.max_ms < 1000);
+  CHECK(latency.max_ms < 1000 / test_scale());
   httplib::Client c("127.0.0.1", serve_port);
   auto page = c.Get("/metrics");
   REQUIRE(page);
@@ -385,7 +385,7 @@ TEST_CASE("serve answers what it does not serve with 4xx and keeps serving", "[r
   REQUIRE_ROOT_OR_SKIP();
   const int port = free_port();
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "1"});
-  REQUIRE(eventually(60, [&] { return http_ok(port, "/healthz"); }));
+  REQUIRE(eventually(300, [&] { return http_ok(port, "/healthz"); }));
 
   httplib::Client c("127.0.0.1", port);
   auto health = c.Get("/healthz");

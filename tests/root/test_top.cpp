@@ -114,7 +114,7 @@ class TopInTmux {
 
   void require_started() {
     bool started = tmux_.wait_for_screen(
-        [](const std::string& s) { return contains(s, "sorted by growth") && contains(s, "CGROUP"); }, 60);
+        [](const std::string& s) { return contains(s, "sorted by growth") && contains(s, "CGROUP"); }, 300);
     INFO("screen:\n" << tmux_.last_screen << "stderr:\n" << read_file(log_));
     REQUIRE(started);
     CHECK(tmux_.pane("#{alternate_on} #{cursor_flag}") == "1 0");
@@ -133,7 +133,7 @@ class TopInTmux {
   // Waits for top to exit, then checks it exited 0 and put the terminal back:
   // normal screen, cursor shown, line editing, echo and signals on again.
   void check_exited_and_restored() {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!std::filesystem::exists(stty_) && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     INFO("screen:\n" << tmux_.screen() << "stderr:\n" << read_file(log_));
