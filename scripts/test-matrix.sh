@@ -3,7 +3,8 @@
 # kernels (default 5.10 6.1 6.12), each in a scripts/vmtest.sh guest, and a
 # table per kernel: attach mode, boot and suite time, tests passed / failed /
 # skipped. A kernel that cannot be fetched or booted is SKIPPED, never passed.
-# Exits non-zero when a kernel's suite failed.
+# Exits non-zero when the suite failed on a kernel of SLABTRACE_MATRIX_GATE
+# (default: every kernel run); failures elsewhere are reported, not gating.
 #
 # SLABTRACE_MATRIX_JOBS guests run at once (default 2: single-threaded TCG
 # keeps one host core busy per guest). SLABTRACE_MATRIX_OUT keeps the results
@@ -49,9 +50,15 @@ wait
 echo "test-matrix: all kernels in $(($(date +%s) - t0)) s"
 python3 "$root/scripts/lib/vm/matrix-summary.py" "$out" "${kernels[@]}"
 
+gate=" ${SLABTRACE_MATRIX_GATE-${kernels[*]}} "
 failed=0
 for k in "${kernels[@]}"; do
   s=$(cat "$out/$k/status")
-  [[ $s == 0 || $s == 77 ]] || failed=1
+  [[ $s == 0 || $s == 77 ]] && continue
+  if [[ $gate == *" $k "* ]]; then
+    failed=1
+  else
+    echo "test-matrix: $k FAILED (not in SLABTRACE_MATRIX_GATE: reported, not failing the run)"
+  fi
 done
 exit $failed
