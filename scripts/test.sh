@@ -6,5 +6,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/build.sh"
 cd "$root/build"
 ctest --output-on-failure --timeout 600 "$@"
-# The root suite on 5.10, 6.1 and 6.12 in QEMU guests (issue 11): ~N min in CI.
-"$root/scripts/test-matrix.sh"
+# The root suite on 5.10, 6.1 and 6.12 in QEMU guests (issue 11), only for a
+# full run; failing on the kernels in the gate (those the suite passes on).
+(($#)) || SLABTRACE_MATRIX_GATE=${SLABTRACE_MATRIX_GATE-} "$root/scripts/test-matrix.sh"
