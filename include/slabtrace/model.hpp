@@ -117,6 +117,7 @@ struct CacheReport {
   std::uint64_t outstanding_error = 0;  // 95 % half-width when sampled, else 0
   std::array<std::uint64_t, ST_END_REASONS> ended_by{};  // scaled
   std::optional<SlabinfoDelta> slabinfo;
+  bool reclaimable = false;  // SLAB_RECLAIM_ACCOUNT: freed by the kernel under pressure
 };
 
 struct CgroupReport {
@@ -128,6 +129,9 @@ struct CgroupReport {
   std::uint64_t outstanding_bytes = 0;
   std::uint64_t outstanding_error = 0;  // 95 % half-width when sampled, else 0
   std::map<std::string, std::uint64_t> by_cache;
+  // The memory controller's own slab count for this cgroup (memory.stat),
+  // bytes at start and end, where the node has one.
+  std::optional<std::int64_t> memory_slab_unreclaimable_delta;
 };
 
 struct StackReport {
@@ -170,6 +174,7 @@ struct SkbHolder {
   // (census::queued_before_start); absent when no start census was taken.
   std::optional<std::uint64_t> queued_before_start_bytes;
   std::vector<census::Owner> owners;  // every process holding it; pid/comm/cgroup above name the blamed one
+  double oldest_queued_age_s = 0;     // the oldest tracked skb head on its queue
 };
 
 // The census of every socket queue at the end of the run, in sum.
@@ -239,6 +244,46 @@ struct ProgramCost {
   double ns_per_event = 0;
 };
 
+// One (cache, cgroup) bucket over the run: what it had outstanding at each
+// interval, how much of it stayed alive, and the kernel's count of the cache.
+struct Trend {
+  std::string cache;
+  std::string slabinfo_name;
+  std::uint64_t cgroup_id = 0;
+  std::string cgroup_path;
+  std::uint32_t object_size = 0;
+  std::vector<std::pair<double, std::uint64_t>> outstanding;  // (elapsed s, objects, scaled), from (0, 0)
+  std::vector<std::pair<double, std::uint64_t>> kernel;       // (elapsed s, slabinfo active), start to end
+  // Of the objects outstanding in the middle of the rise, the share still
+  // live at the end (leaked objects age; turnover replaces them); < 0 unknown.
+  double retained = -1;
+  double mid_s = 0;  // when that middle was
+  double oldest_age_s = 0;
+  bool skb_heads = false;  // the bucket's live objects are sk_buff heads
+  bool skb_data = false;   // ... or sk_buff data buffers
+  std::string via;         // the protocol function of its sk_buff heads' stacks
+  bool reclaimable = false;
+};
+
+enum class FindingKind { skb_leak, leak, too_short, drop_storm, growth, reclaimable_growth, turnover, trust, self_cost };
+const char* to_string(FindingKind kind);
+
+// One thing the report says, in the structured form scripts branch on; the
+// prose verdicts are the texts of these.
+struct Finding {
+  FindingKind kind = FindingKind::trust;
+  std::string cache;   // slabinfo name; empty when about no one cache
+  std::string cgroup;  // path; empty when about no one cgroup
+  std::uint64_t cgroup_id = 0;
+  std::uint64_t objects = 0;
+  std::uint64_t bytes = 0;
+  double per_s = 0;          // growth rate while it held (0: not growing)
+  double held_s = 0;         // how long that rate has held
+  double needs_s = 0;        // too_short: the run it would take to tell
+  std::string confidence;    // "high", "medium", "low"
+  std::string text;
+};
+
 struct Report {
   std::string kernel;
   double duration_s = 0;
@@ -253,7 +298,9 @@ struct Report {
   std::vector<ProgramCost> costs;
   std::uint64_t live_objects = 0;   // entries in the live map at the end (unscaled)
   std::uint64_t live_capacity = 0;
-  std::vector<std::string> verdicts;  // one-line findings, most important first
+  std::vector<Trend> trends;          // buckets with something outstanding, largest first
+  std::vector<Finding> findings;      // most important first, by bytes within a kind
+  std::vector<std::string> verdicts;  // the findings' texts, in the same order
   std::vector<std::string> notes;     // caveats: missing tracepoints, sampling error
 };
 

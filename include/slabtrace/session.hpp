@@ -3,6 +3,7 @@
 // (kernel symbols, cgroup paths, merged-cache aliases, /proc/slabinfo at start).
 // Commands build one, wait, and ask it for snapshots or the final report.
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <condition_variable>
 #include <memory>
@@ -43,6 +44,9 @@ class Session {
   ~Session();
 
   model::Snapshot snapshot();
+  // Keeps the bucket counters and the kernel's slab counts of this moment for
+  // the report's trends (cheap: no walk over the live set).
+  void mark_interval();
   // Reads the whole live set once; call at the end of a recording.
   model::Report report();
 
@@ -76,6 +80,8 @@ class Session {
   std::optional<cgroups::CgroupResolver> cgroups_;
   slab::CacheAliases aliases_;
   procfs::Slabinfo slabinfo_start_;
+  std::vector<model::IntervalPoint> intervals_;
+  std::map<std::uint64_t, model::CgroupMemory> memory_start_;  // memory.stat where cgroup v2 has it
   std::unique_ptr<bpf::Tracer> tracer_;
   std::chrono::steady_clock::time_point started_;
   std::unordered_map<std::uint64_t, std::string> path_cache_;

@@ -101,7 +101,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   // skb relations kept in the objects themselves: head -> holding socket,
   // data buffer -> its head.
   struct QueuedHead {
-    std::uint64_t addr, sk, size;
+    std::uint64_t addr, sk, size, age_ms;
   };
   std::vector<QueuedHead> queued_heads;
   // Data buffers and their heads, looked up in the table afterwards (as the
@@ -112,12 +112,24 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   };
   std::vector<DataLink> data_links;
   const std::uint64_t min_age_ms = std::uint64_t(run.min_age_s * 1000.0);
+  // When each live object was allocated, by interval: born[bucket][k] objects
+  // were allocated after interval point k-1 and before point k.
+  std::vector<double> point_times;
+  for (const auto& p : run.intervals) point_times.push_back(p.elapsed_s);
+  std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> born;
+  std::unordered_map<std::uint32_t, std::uint64_t> oldest_of_bucket;
   std::uint64_t live_total = 0;
   trace.for_each_live([&](const bpf::LiveObject& o) {
     ++live_total;
     auto it = bucket_of.find(o.bucket);
     if (it == bucket_of.end()) return;
     std::uint64_t age = o.age_ms;
+    auto& hist = born[o.bucket];
+    if (hist.empty()) hist.resize(point_times.size() + 1);
+    double allocated_at = run.duration_s - double(age) / 1000.0;
+    hist[std::size_t(std::upper_bound(point_times.begin(), point_times.end(), allocated_at) - point_times.begin())] += 1;
+    auto& oldest = oldest_of_bucket[o.bucket];
+    oldest = std::max(oldest, age);
     if (age < min_age_ms) return;
     std::uint64_t size = it->second->object_size;
     auto add = [&](Agg& a) {
@@ -130,7 +142,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     if (o.flags & ST_OBJ_SKB_HEAD) {
       add(heads_by_bucket[o.bucket]);
       add(head_stacks[stack_key(o.bucket, o.stack_id)]);
-      if (o.link) queued_heads.push_back({o.addr, o.link, size});
+      if (o.link) queued_heads.push_back({o.addr, o.link, size, age});
     }
     if (o.flags & ST_OBJ_SKB_DATA) {
       add(data_by_bucket[o.bucket]);
@@ -162,6 +174,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     rep.notes.push_back(fmt::format("/proc/slabinfo unreadable at the end: {}", run.slabinfo_end_error));
   for (auto& [name, c] : caches) {
     c.slabinfo_name = kernel.slabinfo_name(name);
+    c.reclaimable = kernel.reclaimable(c.slabinfo_name);
     for (const auto& a : kernel.aliases_of(name))
       if (a != name) c.aliases.push_back(a);
     const auto* s0 = procfs::find_cache(run.slabinfo_start, c.slabinfo_name);
@@ -181,6 +194,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     if (listed || std::llabs(delta) < 1000 || !selected_by(run.cache_filter, s1.name, kernel)) continue;
     CacheReport c;
     c.name = c.slabinfo_name = s1.name;
+    c.reclaimable = kernel.reclaimable(s1.name);
     c.object_size = s1.object_size;
     c.slabinfo = SlabinfoDelta{s0->active_objs, s1.active_objs, delta};
     rep.caches.push_back(c);
@@ -204,6 +218,11 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     g.path = kernel.cgroup_path(id);
     g.container = cgroups::parse_container(g.path);
     g.workload = kernel.workload_of(g.path);
+    auto m0 = run.memory_start.find(id);
+    auto m1 = run.memory_end.find(id);
+    if (m0 != run.memory_start.end() && m1 != run.memory_end.end())
+      g.memory_slab_unreclaimable_delta =
+          std::int64_t(m1->second.slab_unreclaimable) - std::int64_t(m0->second.slab_unreclaimable);
     rep.cgroups.push_back(std::move(g));
   }
   std::sort(rep.cgroups.begin(), rep.cgroups.end(),
@@ -283,12 +302,75 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   std::sort(rep.skb.allocators.begin(), rep.skb.allocators.end(),
             [](const auto& a, const auto& b) { return a.heads > b.heads; });
 
+  // Trends: each bucket's outstanding over the run's intervals, beside the
+  // kernel's count of its cache and the share of its objects that aged.
+  std::map<std::uint32_t, std::string> via_of_bucket;
+  {
+    std::map<std::uint32_t, std::map<std::string, std::uint64_t>> votes;
+    for (const auto& [packed_key, agg] : head_stacks) {
+      auto key = unkey(packed_key);
+      if (key.second < 0) continue;
+      auto frames = trim_tracing_frames(kernel.symbolize(raw_stack(key.second), false));
+      if (!frames.empty()) votes[key.first][skb_origin(frames)] += agg.count;
+    }
+    for (const auto& [bucket, v] : votes)
+      via_of_bucket[bucket] = std::max_element(v.begin(), v.end(), [](auto& a, auto& b) { return a.second < b.second; })->first;
+  }
+  for (const auto& b : snap.buckets) {
+    if (b.counts.outstanding() == 0) continue;
+    Trend t;
+    t.cache = b.cache;
+    t.slabinfo_name = kernel.slabinfo_name(b.cache);
+    t.reclaimable = kernel.reclaimable(t.slabinfo_name);
+    t.cgroup_id = b.cgroup_id;
+    t.cgroup_path = kernel.cgroup_path(b.cgroup_id);
+    t.object_size = b.object_size;
+    t.outstanding.emplace_back(0.0, 0);
+    for (const auto& p : run.intervals) {
+      auto it = p.outstanding.find(b.index);
+      if (p.elapsed_s < run.duration_s) t.outstanding.emplace_back(p.elapsed_s, it == p.outstanding.end() ? 0 : it->second * scale);
+    }
+    t.outstanding.emplace_back(run.duration_s, b.counts.outstanding() * scale);
+    if (const auto* s0 = procfs::find_cache(run.slabinfo_start, t.slabinfo_name)) t.kernel.emplace_back(0.0, s0->active_objs);
+    for (const auto& p : run.intervals) {
+      auto it = p.slab_active.find(t.slabinfo_name);
+      if (it != p.slab_active.end() && p.elapsed_s < run.duration_s) t.kernel.emplace_back(p.elapsed_s, it->second);
+    }
+    if (const auto* s1 = procfs::find_cache(slabinfo_end, t.slabinfo_name)) t.kernel.emplace_back(run.duration_s, s1->active_objs);
+    // The middle of the rise: the first interval point at or past half the
+    // final count. Of what was outstanding then, how much is still live.
+    std::uint64_t last = t.outstanding.back().second;
+    auto hist = born.find(b.index);
+    for (std::size_t k = 0; k < run.intervals.size(); ++k) {
+      const auto& p = run.intervals[k];
+      if (p.elapsed_s >= run.duration_s) break;
+      auto it = p.outstanding.find(b.index);
+      std::uint64_t then = it == p.outstanding.end() ? 0 : it->second * scale;
+      if (then == 0 || then * 2 < last) continue;
+      std::uint64_t alive = 0;
+      if (hist != born.end())
+        for (std::size_t j = 0; j <= k && j < hist->second.size(); ++j) alive += hist->second[j];
+      t.retained = std::min(1.0, double(alive * scale) / double(then));
+      t.mid_s = p.elapsed_s;
+      break;
+    }
+    if (auto it = oldest_of_bucket.find(b.index); it != oldest_of_bucket.end()) t.oldest_age_s = double(it->second) / 1000.0;
+    t.skb_heads = heads_by_bucket.count(b.index) && heads_by_bucket.at(b.index).count * 2 >= per_bucket[b.index].count;
+    t.skb_data = data_by_bucket.count(b.index) && data_by_bucket.at(b.index).count * 2 >= per_bucket[b.index].count;
+    if (auto it = via_of_bucket.find(b.index); it != via_of_bucket.end()) t.via = it->second;
+    rep.trends.push_back(std::move(t));
+  }
+  std::sort(rep.trends.begin(), rep.trends.end(), [](const auto& a, const auto& b) {
+    return a.outstanding.back().second * a.object_size > b.outstanding.back().second * b.object_size;
+  });
+
   std::unordered_map<std::uint64_t, SkbHolder> holders;
   for (const auto& q : queued_heads) {
     auto& h = holders[q.sk];
     h.sk = q.sk;
     h.queued_skbs += scale;
     h.queued_bytes += q.size * scale;
+    h.oldest_queued_age_s = std::max(h.oldest_queued_age_s, double(q.age_ms) / 1000.0);
   }
   for (const auto& [sk, bytes] : queued_data_bytes) {
     auto h = holders.find(sk);

@@ -35,6 +35,7 @@ json cache_json(const model::CacheReport& c) {
   json ended = json::object();
   for (std::size_t i = 0; i < c.ended_by.size(); ++i) ended[end_reason_name(i)] = c.ended_by[i];
   j["ended_by"] = ended;
+  j["reclaimable"] = c.reclaimable;
   if (c.slabinfo)
     j["slabinfo"] = {{"active_start", c.slabinfo->active_start},
                      {"active_end", c.slabinfo->active_end},
@@ -87,6 +88,7 @@ json holder_json(const model::SkbHolder& h) {
             {"backlog_bytes", h.backlog_bytes},
             {"write_queue_bytes", h.write_queue_bytes},
             {"queued_before_start_bytes", optional(h.queued_before_start_bytes)},
+            {"oldest_queued_age_s", h.oldest_queued_age_s},
             {"owners", owners}};
   add_workload_fields(j, h.workload);
   return j;
@@ -116,7 +118,9 @@ json report_json(const model::Report& r) {
                        {"outstanding", g.outstanding},
                        {"outstanding_bytes", g.outstanding_bytes},
                        {"outstanding_error95", g.outstanding_error},
-                       {"by_cache", g.by_cache}};
+                       {"by_cache", g.by_cache},
+                       {"memory_slab_unreclaimable_delta",
+                        g.memory_slab_unreclaimable_delta ? json(*g.memory_slab_unreclaimable_delta) : json(nullptr)}};
     add_workload_fields(entry, g.workload);
     cgroups.push_back(std::move(entry));
   }
@@ -146,6 +150,21 @@ json report_json(const model::Report& r) {
   json costs = json::array();
   for (const auto& c : r.costs) costs.push_back({{"program", c.name}, {"events", c.events}, {"ns_per_event", c.ns_per_event}});
 
+  json findings = json::array();
+  for (const auto& f : r.findings) {
+    json j = {{"kind", model::to_string(f.kind)},
+              {"cache", nullable(f.cache)},
+              {"cgroup", nullable(f.cgroup)},
+              {"cgroup_id", f.cgroup_id ? json(f.cgroup_id) : json(nullptr)},
+              {"objects", f.objects},
+              {"bytes", f.bytes},
+              {"per_s", f.per_s},
+              {"held_s", f.held_s},
+              {"confidence", f.confidence},
+              {"text", f.text}};
+    if (f.needs_s > 0) j["needs_s"] = f.needs_s;
+    findings.push_back(std::move(j));
+  }
   json lost = json::object();
   for (const auto& [name, n] : r.lost.named()) lost[name] = n;
 
@@ -155,6 +174,7 @@ json report_json(const model::Report& r) {
           {"sample_rate", r.sample_rate},
           {"stack_sample_rate", r.stack_sample_rate},
           {"attach_mode", r.attach_mode},
+          {"findings", findings},
           {"verdicts", r.verdicts},
           {"notes", r.notes},
           {"caches", caches},

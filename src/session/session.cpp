@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <unordered_set>
 
@@ -34,6 +35,24 @@ std::optional<std::string> discover_cgroup2_mount() {
     spdlog::warn("cannot read /proc/self/mountinfo: {}", e.what());
     return std::nullopt;
   }
+}
+
+// memory.stat of every cgroup below the mount that has one (cgroup v2 with
+// the memory controller on), by cgroup id.
+std::map<std::uint64_t, model::CgroupMemory> read_memory_stats(const std::string& mount,
+                                                               const std::map<std::uint64_t, model::CgroupMemory>* only = nullptr) {
+  namespace fs = std::filesystem;
+  std::map<std::uint64_t, model::CgroupMemory> out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(mount, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    auto id = cgroups::cgroup_id_of(it->path().string());
+    if (!id || (only && !only->count(*id))) continue;
+    std::ifstream in(it->path() / "memory.stat");
+    if (in) out[*id] = model::parse_memory_stat(in);
+  }
+  return out;
 }
 
 bpf::AddrRange range_of(const symbols::KernelSymbols& syms, const char* function) {
@@ -93,6 +112,7 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
   owners_ = census::OwnerResolver::for_node(cgroups_ ? cgroups_->mount_point() : std::string(), &pod_names_);
   // Before the first event is traced: the queues that predate the run.
   census_start_ = take_census();
+  if (cgroups_) memory_start_ = read_memory_stats(cgroups_->mount_point());
   slabinfo_start_ = procfs::read_slabinfo();
 
   auto& t = options_.tracer;
@@ -180,6 +200,19 @@ model::Snapshot Session::snapshot() {
     snap.buckets.push_back(std::move(out));
   }
   return snap;
+}
+
+void Session::mark_interval() {
+  model::IntervalPoint p;
+  model::Snapshot now = snapshot();
+  p.elapsed_s = now.elapsed_s;
+  for (const auto& b : now.buckets) p.outstanding[b.index] = b.counts.outstanding();
+  try {
+    for (const auto& e : procfs::read_slabinfo()) p.slab_active[e.name] = e.active_objs;
+  } catch (const std::exception& e) {
+    spdlog::debug("interval: {}", e.what());
+  }
+  intervals_.push_back(std::move(p));
 }
 
 std::vector<std::string> Session::symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) const {
@@ -271,6 +304,9 @@ model::Report Session::report() {
   run.cache_filter = options_.caches;
   run.counters = snapshot();
   run.slabinfo_start = slabinfo_start_;
+  run.intervals = intervals_;
+  run.memory_start = memory_start_;
+  if (cgroups_ && !memory_start_.empty()) run.memory_end = read_memory_stats(cgroups_->mount_point(), &memory_start_);
   try {
     run.slabinfo_end = procfs::read_slabinfo();
   } catch (const std::exception& e) {
