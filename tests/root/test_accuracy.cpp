@@ -1,5 +1,8 @@
 // Accuracy against the kernel's own counts (issue 3): a healthy node must not
 // look leaky, and real leaks must match /proc/slabinfo.
+#include <fmt/format.h>
+
+#include "accuracy_rows.hpp"
 #include "root_helpers.hpp"
 
 using namespace roottest;
@@ -31,6 +34,12 @@ bool has_leak_verdict(const json& report) {
   return false;
 }
 
+// One row of the accuracy table per cache a leak test holds against slabinfo.
+void leak_row(const std::string& workload, const json& report, const std::string& cache) {
+  accuracy_row(workload, cache, outstanding(report, cache), allocs(report, cache), slabinfo_delta(report, cache),
+               "within 5% of the slabinfo delta");
+}
+
 void check_within(std::uint64_t ours, std::int64_t kernel, double tolerance) {
   INFO("slabtrace " << ours << " vs /proc/slabinfo delta " << kernel);
   REQUIRE(kernel > 0);
@@ -53,6 +62,8 @@ TEST_CASE("healthy UDP churn is not reported as a leak", "[root][accuracy]") {
   std::uint64_t seen = allocs(report, "skbuff_head_cache");
   std::uint64_t left = outstanding(report, "skbuff_head_cache");
   INFO("allocated " << seen << ", outstanding " << left << "; workload: " << churn.out());
+  accuracy_row("churn", "skbuff_head_cache", left, seen, slabinfo_delta(report, "skbuff_head_cache"),
+               fmt::format(">={} allocs; <=1% of them and <=5000 left; no leak verdict", scaled(1000000)), churn.out());
   CHECK(seen >= scaled(1000000));  // issue 3: at least 1 M skbs (measured 1.9 M here)
   CHECK(double(left) <= 0.01 * double(seen));
   CHECK(left <= 5000);
@@ -73,6 +84,9 @@ TEST_CASE("leak then release: nothing outstanding once the holder exits", "[root
     CHECK(wait_slab_at_most("skbuff_head_cache", queued - 45000));
   }
   json report = stop_json(*tracer);
+  for (const std::string& c : {std::string("skbuff_head_cache"), data_cache})
+    accuracy_row("leak-release", c, outstanding(report, c), allocs(report, c), slabinfo_delta(report, c),
+                 c == data_cache ? "<=500 of 50,000 (+2,000 node churn); no leak verdict" : "<=500 of 50,000; no leak verdict");
   CHECK(outstanding(report, "skbuff_head_cache") <= 500);
   CHECK(outstanding(report, data_cache) <= 500 + 2000);  // plus the node's own churn in that cache
   CHECK(!has_leak_verdict(report));
@@ -90,6 +104,8 @@ TEST_CASE("real leaks match the /proc/slabinfo delta within 5%", "[root][accurac
     wait_udp_queue_settled(holder.port);
     json report = stop_json(*tracer);
     holder.exit();
+    leak_row("leak-udp", report, "skbuff_head_cache");
+    leak_row("leak-udp", report, data_cache);
     check_within(outstanding(report, "skbuff_head_cache"), slabinfo_delta(report, "skbuff_head_cache"), 0.05);
     check_within(outstanding(report, data_cache), slabinfo_delta(report, data_cache), 0.05);
   }
@@ -101,6 +117,8 @@ TEST_CASE("real leaks match the /proc/slabinfo delta within 5%", "[root][accurac
     Child leaker({workload_bin(), "unix-leak", "--cgroup", cg.dir(), "--count", "50000"});
     REQUIRE(leaker.read_line(300));
     json report = stop_json(*tracer);
+    leak_row("leak-unix", report, "skbuff_head_cache");
+    leak_row("leak-unix", report, data_cache);
     check_within(outstanding(report, "skbuff_head_cache"), slabinfo_delta(report, "skbuff_head_cache"), 0.05);
     check_within(outstanding(report, data_cache), slabinfo_delta(report, data_cache), 0.05);
     leaker.close_stdin();
@@ -126,6 +144,8 @@ TEST_CASE("AF_PACKET capture leak matches the /proc/slabinfo delta within 5%", "
   json report = stop_json(*tracer);
   capture.close_stdin();
   capture.finish(60);
+  leak_row("leak-packet", report, "skbuff_head_cache");
+  for (const auto& [name, grew] : data_caches) leak_row("leak-packet", report, name);
   check_within(outstanding(report, "skbuff_head_cache"), slabinfo_delta(report, "skbuff_head_cache"), 0.05);
   for (const auto& [name, grew] : data_caches) {
     INFO(name << " grew by " << grew << " in the probe");
@@ -156,6 +176,9 @@ TEST_CASE("TCP bulk transfer: nothing outstanding that slabinfo does not also sh
 
   for (const auto& c : report["caches"]) {
     std::uint64_t out = c["outstanding"], all = c["allocs"];
+    if (all >= 10000 || out > 1000)
+      accuracy_row("tcp", c["name"], out, all, c["slabinfo"].is_null() ? 0 : c["slabinfo"]["delta"].get<std::int64_t>(),
+                   "<=1000 or <=1% of allocs left, or slabinfo grew by half of it");
     if (out <= 1000 || double(out) <= 0.01 * double(all)) continue;
     std::int64_t grew = c["slabinfo"].is_null() ? 0 : c["slabinfo"]["delta"].get<std::int64_t>();
     INFO(c.dump());
@@ -186,6 +209,10 @@ TEST_CASE("mixed load: every cache that moved agrees, or check says why", "[root
   bool skb_row = false;
   for (const auto& row : check["caches"]) {
     INFO(row.dump());
+    accuracy_row("mixed", row["cache"], row["outstanding"], row["allocs"], row["slabinfo_delta"],
+                 "agrees within 10%, or check says why",
+                 row["verdict"] == "agrees" ? std::string("agrees")
+                                            : row["verdict"].get<std::string>() + ": " + row["reason"].get<std::string>());
     if (row["verdict"] == "agrees") {
       double ratio = row["ratio"];
       CHECK(ratio >= 0.9);

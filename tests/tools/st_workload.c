@@ -9,6 +9,9 @@
  *   st_workload unix-leak  [--cgroup D] --count N [--size B]     socketpair, never read
  *   st_workload packet-hold [--cgroup D]           AF_PACKET on lo, never read
  *   st_workload udp-read   [--cgroup D]            bind, read everything; prints "ready PORT"
+ *   st_workload exec-churn [--cgroup D] --seconds S   fork + exec /bin/true, one at a time; prints "execs N"
+ *   st_workload fs-walk    [--cgroup D] --seconds S --dir D   stat every entry under D, again and again;
+ *                                                   prints "entries N"
  *
  * Holding modes print "ready ..." then wait until stdin closes or SIGTERM.
  * --new-netns: first enter a new network namespace (with lo up);
@@ -19,6 +22,8 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/wait.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -149,6 +154,15 @@ static double now_s(void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static long walked;
+static double walk_end;
+static int count_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void)path, (void)st, (void)type, (void)ftw;
+  /* A walk of /usr takes about a second: stop within the window, not after it. */
+  return ++walked % 1024 == 0 && now_s() >= walk_end;
+}
+
 int main(int argc, char **argv)
 {
   if (argc < 2) {
@@ -238,6 +252,32 @@ int main(int argc, char **argv)
           break;
       }
     }
+  } else if (strcmp(mode, "exec-churn") == 0) {
+    /* Process churn: each run allocates a task, mm, files, signal handlers... */
+    double end = now_s() + atof(opt(argc, argv, "--seconds", "1"));
+    long n = 0;
+    char *const child_argv[] = {"/bin/true", NULL};
+    while (now_s() < end) {
+      pid_t pid = fork();
+      if (pid < 0)
+        die("fork");
+      if (pid == 0) {
+        execv("/bin/true", child_argv);
+        _exit(127);
+      }
+      int status;
+      if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("/bin/true");
+      n++;
+    }
+    printf("execs %ld\n", n);
+  } else if (strcmp(mode, "fs-walk") == 0) {
+    const char *dir = opt(argc, argv, "--dir", "/usr");
+    walk_end = now_s() + atof(opt(argc, argv, "--seconds", "1"));
+    while (now_s() < walk_end)
+      if (nftw(dir, count_entry, 64, FTW_PHYS) < 0)
+        die(dir);
+    printf("entries %ld\n", walked);
   } else {
     fprintf(stderr, "st_workload: unknown mode %s\n", mode);
     return 2;
