@@ -211,7 +211,8 @@ class Bench:
             self.progs.append((rnd, key, name, runs, ns))
 
     def throughput(self):
-        plan = [("udp-churn", [m.key for m in MODES], True)]
+        churn_modes = [m.key for m in MODES if not self.a.modes or m.key in self.a.modes or m.key == "nothing"]
+        plan = [("udp-churn", churn_modes, True)]
         if not self.a.churn_only:
             plan += [("tcp-bulk", REAL_MODES, False), ("exec-churn", REAL_MODES, False), ("fs-walk", REAL_MODES, False)]
         for rnd in range(1, self.a.rounds + 1):
@@ -365,6 +366,8 @@ class Bench:
               "~1.3 M kmem events/s, the worst case)",
               f"{'mode':<22} {'flags':<28} {'attach':<16} {'msgs/s':>9} {'ratio':>6} {'BPF ns':>7}  {'target':<34} verdict"]
         for m in MODES:
+            if a.modes and m.key not in a.modes and m.key != "nothing":
+                continue
             r = self.ratio("udp-churn", m.key)
             ns = self.ns_per_kmem_event(m.key) if m.key != "nothing" else None
             target, verdict = "-", "-"
@@ -410,6 +413,8 @@ class Bench:
                 runs = median([r for n, r, _ in rows if n == name])
                 per = median([ns / r for n, r, ns in rows if n == name and r > 0])
                 L.append(f"{m.label:<22} {name:<26} {fig(runs):>12} {fig(per) if per is not None else '-':>9}")
+        if a.churn_only:
+            return L
         L += ["", f"serve's own cost on this node over {a.idle_seconds:g} s (process: every thread's CPU time from "
               "schedstat; BPF: its programs' run time, bpf_stats on), % of one core",
               f"{'mode':<22} {'process':>9} {'BPF':>9}  target"]
@@ -478,7 +483,10 @@ def add_arguments(p):
     p.add_argument("--idle-seconds", type=float, default=60)
     p.add_argument("--quiet-wait", type=float, default=600,
                    help="seconds to wait for other processes' tracers to detach before each window")
-    p.add_argument("--churn-only", action="store_true", help="only the UDP churn rows (no real workloads)")
+    p.add_argument("--churn-only", action="store_true",
+                   help="only the UDP churn rows: no real workloads, serve idle, map memory or scale (for A/B runs)")
+    p.add_argument("--modes", type=lambda t: t.split(","), default=[],
+                   help="UDP churn modes to run, comma-separated (nothing is always run): " + ",".join(m.key for m in MODES))
     p.add_argument("--quick", action="store_true",
                    help="the CI smoke: 1 round of 1 s, small scale, 5 s idle: every row, rough figures")
     p.add_argument("-o", "--output", help="also write the table to this file")
@@ -497,11 +505,12 @@ def main(args, root):
         b = Bench(args, root, s)
         try:
             b.throughput()
-            b.serve_idle()
-            for key in SLABTRACE_MODES:
-                log(PROG, "map memory:", key)
-                b.map_memory(key)
-            b.scale_run()
+            if not args.churn_only:
+                b.serve_idle()
+                for key in SLABTRACE_MODES:
+                    log(PROG, "map memory:", key)
+                    b.map_memory(key)
+                b.scale_run()
         finally:
             bpf_stats(saved)
         lines = b.table()
