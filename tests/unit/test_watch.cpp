@@ -129,7 +129,7 @@ TEST_CASE("a failed attach is retried after a pause, and said why", "[unit][watc
   CHECK(m.step(at(31, {{"kmalloc-1k", 7 * MiB}})).action == Decision::Action::Attach);
 }
 
-TEST_CASE("--trace always attaches at once and never detaches", "[unit][watch]") {
+TEST_CASE("trace mode always attaches at once and never detaches", "[unit][watch]") {
   WatchOptions o = options(MiB, 10);
   o.always_trace = true;
   WatchMachine m(o, {});
