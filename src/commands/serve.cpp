@@ -1,22 +1,18 @@
 // serve: a Prometheus exporter. The main thread reads the BPF maps every
-// interval and renders the whole exposition into a string; HTTP handlers only
-// hand out the latest string. A scrape never touches a BPF map and never waits
-// for the tracer, and a slow or hostile client cannot slow the tracing down.
+// interval and renders the whole exposition into a string; the HTTP server
+// (src/output/http_server.cpp) only hands out the latest string. A scrape
+// never touches a BPF map and never waits for the tracer, and a slow or
+// hostile client cannot slow the tracing down.
 #include <fmt/format.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 #include <sys/utsname.h>
 
-#include <cerrno>
-#include <cstring>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "slabtrace/commands.hpp"
 #include "slabtrace/error.hpp"
+#include "slabtrace/http_server.hpp"
 #include "slabtrace/k8s_names.hpp"
 #include "slabtrace/nodemem.hpp"
 #include "slabtrace/prometheus.hpp"
@@ -58,25 +54,6 @@ std::string kernel_release() {
   utsname u{};
   return uname(&u) == 0 ? u.release : "unknown";
 }
-
-// The latest exposition, shared between the refreshing thread and the HTTP
-// handlers. Handlers copy a pointer under the lock, never the text.
-class MetricsPage {
- public:
-  void publish(std::string text) {
-    auto page = std::make_shared<const std::string>(std::move(text));
-    std::lock_guard<std::mutex> lock(mutex_);
-    page_ = std::move(page);
-  }
-  std::shared_ptr<const std::string> latest() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return page_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::shared_ptr<const std::string> page_ = std::make_shared<const std::string>();
-};
 
 // Gathers every figure of the exposition from the session and the node's files.
 class MetricsGatherer {
@@ -201,62 +178,6 @@ class MetricsGatherer {
   model::RateTracker rates_since_;
 };
 
-// Runs the HTTP server on its own thread; stops it and joins however serve() ends.
-class HttpThread {
- public:
-  explicit HttpThread(httplib::Server& server) : server_(server), thread_([&server] { server.listen_after_bind(); }) {
-    // stop() only reaches a server that is already running: wait for it, so an
-    // early Ctrl-C cannot leave the thread listening forever.
-    for (int i = 0; i < 500 && !server_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ~HttpThread() {
-    server_.stop();
-    thread_.join();
-  }
-  HttpThread(const HttpThread&) = delete;
-  HttpThread& operator=(const HttpThread&) = delete;
-
- private:
-  httplib::Server& server_;
-  std::thread thread_;
-};
-
-bool is_served_path(const std::string& path) { return path == "/metrics" || path == "/healthz"; }
-
-void configure_http(httplib::Server& server, const MetricsPage& page, const std::string& attach_mode) {
-  // A scrape is one small GET: a few threads, short timeouts and no request
-  // bodies keep slow or garbage clients from holding anything for long.
-  server.new_task_queue = [] { return new httplib::ThreadPool(4); };
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_payload_max_length(64 * 1024);
-  server.Get("/metrics", [&page](const httplib::Request&, httplib::Response& res) {
-    res.set_content(*page.latest(), prometheus::kContentType);
-  });
-  server.Get("/healthz", [attach_mode](const httplib::Request&, httplib::Response& res) {
-    res.set_content(fmt::format("ok {}\n", attach_mode), "text/plain; charset=utf-8");
-  });
-  // Before httplib reads any request body: other methods get 405 on our paths
-  // (with the methods we allow) and 404 elsewhere, like GET on an unknown path.
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
-    if (is_served_path(req.path)) {
-      res.status = 405;
-      res.set_header("Allow", "GET, HEAD");
-      res.set_content("method not allowed: use GET\n", "text/plain; charset=utf-8");
-    } else {
-      res.status = 404;
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.status == 404) res.set_content("not found: slabtrace serves /metrics and /healthz\n", "text/plain; charset=utf-8");
-  });
-  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    spdlog::debug("http: {} {} from {} -> {}", req.method, req.path, req.remote_addr, res.status);
-  });
-}
-
 // Health figures while no tracer is attached: what serve is, and that it traces nothing.
 prometheus::Metrics untraced_metrics() {
   prometheus::Metrics m;
@@ -310,15 +231,7 @@ int serve(const ServeOptions& o) {
   ListenAddress address = parse_listen(o.listen);
   install_stop_handlers();
   // The port first: a taken port is a one-line error before seconds of BPF loading.
-  httplib::Server server;
-  // httplib's default SO_REUSEPORT would let a second exporter share the port
-  // and answer half the scrapes; SO_REUSEADDR only allows a quick restart.
-  server.set_socket_options([](int sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  if (!server.bind_to_port(address.host, address.port))
-    throw UserError(fmt::format("cannot listen on {}: {}", o.listen, std::strerror(errno)));
+  http::Server server(address.host, address.port);
 
   Tracing tracing(o);
   // Loaded once at start even when watching: a node where tracing cannot work
@@ -366,11 +279,14 @@ int serve(const ServeOptions& o) {
     return prometheus::render(tracing.gather(), limits) + watch::render_watch(machine, watch_page);
   };
 
-  MetricsPage page;
+  http::SharedPage page;
   page.publish(refresh());  // no scrape ever sees an empty page
 
-  configure_http(server, page, o.watch.always_trace ? attach_mode : "watching, " + attach_mode + " on growth");
-  HttpThread http(server);
+  const std::string health_line =
+      fmt::format("ok {}\n", o.watch.always_trace ? attach_mode : "watching, " + attach_mode + " on growth");
+  server.start([&page, &health_line](const http::Request& request) {
+    return http::route_exporter(request, page, prometheus::kContentType, health_line);
+  });
   if (o.watch.always_trace)
     spdlog::info("tracing ({}); metrics on http://{}/metrics, refreshed every {}s", attach_mode, o.listen, o.interval_s);
   else
@@ -395,6 +311,10 @@ int serve(const ServeOptions& o) {
     }
   }
   spdlog::info("stopping: closing the HTTP server{}", tracing.attached() ? " and detaching" : "");
+  server.stop();
+  const http::Stats& st = server.stats();
+  spdlog::debug("http: {} connections, {} requests, {} bad, {} timed out, {} evicted", st.accepted.load(),
+                st.requests.load(), st.bad_requests.load(), st.timed_out.load(), st.evicted.load());
   return 0;
 }
 
