@@ -16,4 +16,10 @@ struct UserError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A report (or a stream line) could not be written: full disk, closed pipe,
+// I/O error. The message names the destination and the system's reason.
+struct OutputError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace slabtrace

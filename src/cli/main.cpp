@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
   } catch (const ParseError& e) {
     spdlog::error("{}", e.what());
     return 3;
+  } catch (const OutputError& e) {
+    spdlog::error("{}", e.what());
+    return 4;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

@@ -3,8 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iostream>
 
 #include "slabtrace/commands.hpp"
 #include "slabtrace/crosscheck.hpp"
@@ -12,25 +10,12 @@
 #include "slabtrace/flamegraph.hpp"
 #include "slabtrace/human.hpp"
 #include "slabtrace/output.hpp"
+#include "slabtrace/report_file.hpp"
 #include "slabtrace/verdict.hpp"
 
 namespace slabtrace::commands {
 
 namespace {
-
-// Opens --output (or stdout) before tracing, so a bad path fails at once.
-class Destination {
- public:
-  explicit Destination(const std::string& path) {
-    if (path.empty() || path == "-") return;
-    file_.open(path);
-    if (!file_) throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  }
-  std::ostream& stream() { return file_.is_open() ? file_ : std::cout; }
-
- private:
-  std::ofstream file_;
-};
 
 model::Report trace_and_report(const CommonOptions& common, double duration_s, std::size_t top) {
   Session session(session_options(common, top));
@@ -75,23 +60,26 @@ void write_svg(const model::Report& r, std::ostream& out) {
 
 }  // namespace
 
+// --output and --svg are opened before tracing, so a bad path fails at once.
 int record(const RecordOptions& o) {
-  Destination dest(o.output);
+  output::ReportSink dest(o.output);
+  std::optional<output::ReportSink> svg;
+  if (!o.svg.empty()) svg.emplace(o.svg);
   model::Report report = trace_and_report(o.common, o.duration_s, o.top);
   if (o.format == "json")
     dest.stream() << output::report_json(report).dump(2) << "\n";
   else
     output::write_report_text(report, dest.stream());
-  if (!o.svg.empty()) {
-    std::ofstream svg(o.svg);
-    if (!svg) throw UserError(fmt::format("cannot write {}: {}", o.svg, std::strerror(errno)));
-    write_svg(report, svg);
+  dest.commit();
+  if (svg) {
+    write_svg(report, svg->stream());
+    svg->commit();
   }
   return 0;
 }
 
 int stacks(const RecordOptions& o) {
-  Destination dest(o.output);
+  output::ReportSink dest(o.output);
   model::Report report = trace_and_report(o.common, o.duration_s, o.top);
   if (o.format == "json")
     dest.stream() << output::stacks_json(report).dump(2) << "\n";
@@ -101,33 +89,38 @@ int stacks(const RecordOptions& o) {
     write_svg(report, dest.stream());
   else
     output::write_stacks_text(report, dest.stream());
+  dest.commit();
   return 0;
 }
 
 int check(const CheckOptions& o) {
   model::Report report = trace_and_report(o.common, o.duration_s, 0);
   auto rows = model::cross_check(report, o.min_delta);
+  output::ReportSink sink("-");
+  std::ostream& out = sink.stream();
   if (o.format == "json") {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& r : rows)
       arr.push_back({{"cache", r.cache}, {"traced_as", r.traced_as}, {"slabinfo_delta", r.slabinfo_delta},
                      {"outstanding", r.outstanding}, {"allocs", r.allocs}, {"ratio", r.ratio},
                      {"verdict", model::to_string(r.agreement)}, {"reason", r.reason}});
-    std::cout << nlohmann::json{{"schema", "slabtrace.check/v1"}, {"duration_s", report.duration_s},
-                                {"sample_rate", report.sample_rate}, {"caches", arr}}
-                     .dump(2)
-              << "\n";
+    out << nlohmann::json{{"schema", "slabtrace.check/v1"}, {"duration_s", report.duration_s},
+                          {"sample_rate", report.sample_rate}, {"caches", arr}}
+               .dump(2)
+        << "\n";
+    sink.commit();
     return 0;
   }
-  std::cout << fmt::format("slabtrace check: {:.1f}s, caches whose /proc/slabinfo active count changed by >= {}\n\n",
-                           report.duration_s, group_thousands(std::uint64_t(o.min_delta)));
-  std::cout << fmt::format("  {:<26} {:>14} {:>14} {:>7}  {}\n", "cache", "slabinfo delta", "outstanding", "ratio", "verdict");
+  out << fmt::format("slabtrace check: {:.1f}s, caches whose /proc/slabinfo active count changed by >= {}\n\n",
+                     report.duration_s, group_thousands(std::uint64_t(o.min_delta)));
+  out << fmt::format("  {:<26} {:>14} {:>14} {:>7}  {}\n", "cache", "slabinfo delta", "outstanding", "ratio", "verdict");
   for (const auto& r : rows) {
-    std::cout << fmt::format("  {:<26} {:>+14} {:>14} {:>6.0f}%  {}\n", r.cache, r.slabinfo_delta,
-                             group_thousands(r.outstanding), r.ratio * 100, model::to_string(r.agreement));
-    if (!r.reason.empty()) std::cout << "      likely: " << r.reason << "\n";
+    out << fmt::format("  {:<26} {:>+14} {:>14} {:>6.0f}%  {}\n", r.cache, r.slabinfo_delta,
+                       group_thousands(r.outstanding), r.ratio * 100, model::to_string(r.agreement));
+    if (!r.reason.empty()) out << "      likely: " << r.reason << "\n";
   }
-  if (rows.empty()) std::cout << "  (no cache changed that much)\n";
+  if (rows.empty()) out << "  (no cache changed that much)\n";
+  sink.commit();
   return 0;
 }
 

@@ -1,10 +1,15 @@
 // stream: read the per-bucket counters every interval and write rates as NDJSON.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
-#include <iostream>
+#include <cerrno>
+#include <cstring>
 
 #include "slabtrace/commands.hpp"
+#include "slabtrace/error.hpp"
 #include "slabtrace/output.hpp"
+#include "slabtrace/report_file.hpp"
 
 namespace slabtrace::commands {
 
@@ -18,6 +23,7 @@ int stream(const StreamOptions& o) {
     waited += o.interval_s;
     model::Rates rates = rates_since.next(session.snapshot());
     std::string ts = output::utc_timestamp();
+    std::string lines;
     for (const auto& g : rates.cgroups) {
       if (!g.active) continue;
       output::StreamContext ctx;
@@ -26,10 +32,14 @@ int stream(const StreamOptions& o) {
       ctx.path = session.cgroup_path(g.cgroup_id);
       ctx.container = cgroups::parse_container(ctx.path);
       ctx.workload = session.workload_of(ctx.path);
-      std::cout << output::stream_line(g, ctx).dump() << "\n";
+      lines += output::stream_line(g, ctx).dump() + "\n";
     }
-    std::cout.flush();
-    if (!std::cout) return 0;  // the reader went away
+    // Each interval's lines go out at once (`stream | jq` works live). A
+    // reader that went away ends the stream; any other failure is an error.
+    if (int err = output::write_all(STDOUT_FILENO, lines)) {
+      if (err == EPIPE) return 0;
+      throw OutputError(fmt::format("cannot write stdout: {}; stopping the stream", std::strerror(err)));
+    }
     if (o.duration_s > 0 && waited + 1e-9 >= o.duration_s) break;
   }
   return 0;
