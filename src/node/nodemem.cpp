@@ -2,6 +2,8 @@
 // whole-field numbers, opening real files) is the one the /proc parsers share.
 #include "slabtrace/nodemem.hpp"
 
+#include <cmath>
+
 #include "../procfs/text_parsing.hpp"
 
 namespace slabtrace::node {
@@ -11,13 +13,16 @@ using procfs::detail::LineReader;
 using procfs::detail::parse_file;
 using procfs::detail::split_fields;
 
-// LineReader::number is for integers; PSI shares and load averages are decimals.
+// LineReader::number is for integers; PSI shares and load averages are
+// decimals, never negative, and from_chars would also take "nan" and "inf"
+// (found by tests/fuzz: a load average of -28 was accepted).
 double decimal(const LineReader& reader, std::string_view field, std::string_view what) {
   double value = 0;
   const char* end = field.data() + field.size();
   const auto [stop, ec] = std::from_chars(field.data(), end, value);
   if (ec != std::errc{} || stop != end || field.empty())
     reader.fail(fmt::format("{} '{}' is not a number", what, field));
+  if (!std::isfinite(value) || value < 0) reader.fail(fmt::format("{} '{}' is not a share or load (>= 0)", what, field));
   return value;
 }
 
