@@ -1,8 +1,10 @@
 // The command line: arguments become options structs; the library does the rest.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <iostream>
 
 #include "slabtrace/commands.hpp"
@@ -12,6 +14,23 @@ using namespace slabtrace;
 
 namespace {
 
+// CLI11's PositiveNumber says "not in range 0 to 1.797e308"; a person wants the rule.
+std::string number_rule(const std::string& text, bool zero_allowed) {
+  const char* rule = zero_allowed ? "must be >= 0" : "must be > 0";
+  double value = 0;
+  std::size_t used = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return fmt::format("{} (a number of seconds or a count), not '{}'", rule, text);
+  }
+  if (used != text.size() || !std::isfinite(value)) return fmt::format("{}, not '{}'", rule, text);
+  if (value < 0 || (!zero_allowed && value == 0)) return fmt::format("{}, not {}", rule, text);
+  return {};
+}
+const CLI::Validator kPositive([](std::string& s) { return number_rule(s, false); }, "> 0", "Positive");
+const CLI::Validator kNonNegative([](std::string& s) { return number_rule(s, true); }, ">= 0", "NonNegative");
+
 void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
   cmd->add_option("--attach-mode", o.attach_mode, "tp_btf, tracepoint or auto (probe at start-up)")
       ->check(CLI::IsMember({"auto", "tp_btf", "tracepoint"}));
@@ -20,16 +39,16 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
                   "default) or preempt_count (one read per allocation, no extra programs; x86 6.15+)")
       ->check(CLI::IsMember({"preempt_count", "programs"}));
   cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--max-objects", o.max_objects, "size of the live-object map")->check(CLI::Range(1024u, 1u << 26));
   cmd->add_option("--btf", o.btf_path, "BTF file for kernels without /sys/kernel/btf/vmlinux");
   cmd->add_option("--cache", o.caches, "only this cache (repeatable; kmalloc-1k, skbuff_head_cache, ...)");
   cmd->add_option("--cgroup", o.cgroup, "only this cgroup subtree (path relative to the cgroup2 mount)");
-  cmd->add_option("--min-age", o.min_age_s, "only objects at least this many seconds old")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--min-age", o.min_age_s, "only objects at least this many seconds old")->check(kNonNegative);
   cmd->add_flag("--no-stacks", o.no_stacks, "do not capture kernel stacks (cheaper)");
   cmd->add_option("--stack-sample", o.stack_sample,
                    "capture the stack of 1 in N tracked objects (power of two; per-stack counts scaled)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--pods-dir", o.pods_dir, "kubelet's pod log directory (pod names)");
   cmd->add_option("--containers-dir", o.containers_dir, "kubelet's container log directory (container names)");
   cmd->add_flag("!--no-cost", o.measure_cost, "do not measure slabtrace's own cost (kernel bpf_stats)");
@@ -52,7 +71,7 @@ int main(int argc, char** argv) {
   commands::RecordOptions record;
   auto* rec = app.add_subcommand("record", "trace for a while, then report outstanding objects by cache, cgroup and stack");
   add_tracer_options(rec, record.common);
-  rec->add_option("-d,--duration", record.duration_s, "seconds to trace (Ctrl-C stops early)")->check(CLI::PositiveNumber);
+  rec->add_option("-d,--duration", record.duration_s, "seconds to trace (Ctrl-C stops early)")->check(kPositive);
   rec->add_option("-f,--format", record.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   rec->add_option("-o,--output", record.output, "write the report to FILE");
   rec->add_option("--top", record.top, "stacks to show");
@@ -62,7 +81,7 @@ int main(int argc, char** argv) {
   stacks.format = "text";
   auto* stk = app.add_subcommand("stacks", "the top leaking kernel stacks by outstanding bytes");
   add_tracer_options(stk, stacks.common);
-  stk->add_option("-d,--duration", stacks.duration_s, "seconds to trace")->check(CLI::PositiveNumber);
+  stk->add_option("-d,--duration", stacks.duration_s, "seconds to trace")->check(kPositive);
   stk->add_option("--top", stacks.top, "stacks to show");
   stk->add_option("-f,--format", stacks.format, "text, json, folded or svg")
       ->check(CLI::IsMember({"text", "json", "folded", "svg"}));
@@ -71,15 +90,17 @@ int main(int argc, char** argv) {
   commands::StreamOptions stream;
   auto* str = app.add_subcommand("stream", "per-cgroup leak rates every interval, one NDJSON line per cgroup");
   add_tracer_options(str, stream.common);
-  str->add_option("-i,--interval", stream.interval_s, "seconds between lines")->check(CLI::PositiveNumber);
-  str->add_option("-d,--duration", stream.duration_s, "stop after this many seconds (default: until Ctrl-C)");
+  str->add_option("-i,--interval", stream.interval_s, "seconds between lines")->check(kPositive);
+  str->add_option("-d,--duration", stream.duration_s, "stop after this many seconds (default: until Ctrl-C)")
+      ->check(kNonNegative);
   str->add_option("-f,--format", stream.format, "ndjson")->check(CLI::IsMember({"ndjson"}));
 
   commands::TopOptions top;
   auto* tp = app.add_subcommand("top", "live view of node kernel memory, caches and cgroups by growth (keys: q o g a c space)");
   add_tracer_options(tp, top.common);
-  tp->add_option("-i,--interval", top.interval_s, "seconds between refreshes")->check(CLI::PositiveNumber);
-  tp->add_option("-d,--duration", top.duration_s, "stop after this many seconds (default: until q or Ctrl-C)");
+  tp->add_option("-i,--interval", top.interval_s, "seconds between refreshes")->check(kPositive);
+  tp->add_option("-d,--duration", top.duration_s, "stop after this many seconds (default: until q or Ctrl-C)")
+      ->check(kNonNegative);
   tp->add_option("--sort", top.sort, "outstanding, growth or allocs")
       ->check(CLI::IsMember({"outstanding", "growth", "allocs"}));
   tp->add_option("-n,--rows", top.rows, "rows per table at most (default: as many as fit the terminal; 8 when piped)");
@@ -87,7 +108,7 @@ int main(int argc, char** argv) {
   commands::CheckOptions check;
   auto* chk = app.add_subcommand("check", "compare slabtrace's outstanding counts with /proc/slabinfo, per cache");
   add_tracer_options(chk, check.common);
-  chk->add_option("-d,--duration", check.duration_s, "seconds to trace")->check(CLI::PositiveNumber);
+  chk->add_option("-d,--duration", check.duration_s, "seconds to trace")->check(kPositive);
   chk->add_option("-f,--format", check.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   chk->add_option("--min-delta", check.min_delta, "caches whose slabinfo count changed by at least this much");
 
@@ -99,7 +120,7 @@ int main(int argc, char** argv) {
   serve.common.sample = 16;
   add_tracer_options(srv, serve.common);
   srv->add_option("--listen", serve.listen, "HOST:PORT to serve on (default localhost only; 0.0.0.0:9464 in a pod)");
-  srv->add_option("-i,--interval", serve.interval_s, "seconds between readings of the BPF maps")->check(CLI::PositiveNumber);
+  srv->add_option("-i,--interval", serve.interval_s, "seconds between readings of the BPF maps")->check(kPositive);
   srv->add_option("--top-cgroups", serve.top_cgroups, "cgroups with series of their own; the rest are summed as cgroup=\"other\"");
   std::string serve_trace = "on-growth";
   double serve_threshold_mib = 32;
@@ -110,19 +131,27 @@ int main(int argc, char** argv) {
   srv->add_option("--watch-threshold", serve_threshold_mib,
                   "MiB a cache (/proc/slabinfo) or a cgroup (memory.stat slab_unreclaimable + sock) must grow by "
                   "within the window to start tracing; tracing stops below half of it")
-      ->check(CLI::PositiveNumber);
-  srv->add_option("--watch-window", serve.watch.window_s, "seconds growth is measured over")->check(CLI::PositiveNumber);
+      ->check(kPositive);
+  srv->add_option("--watch-window", serve.watch.window_s, "seconds growth is measured over")->check(kPositive);
 
   commands::DoctorOptions doctor;
   auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root, no BPF): PSI, meminfo, slabs, swap, load");
   doc->add_option("-f,--format", doctor.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   doc->add_option("--root", doctor.root, "read /proc and /sys under this directory (for saved snapshots)");
-  doc->add_option("--swap-window", doctor.swap_window_s, "seconds to watch swap activity")->check(CLI::NonNegativeNumber);
+  doc->add_option("--swap-window", doctor.swap_window_s, "seconds to watch swap activity")->check(kNonNegative);
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line: what is wrong and with which option.
+    std::cerr << "slabtrace: " << e.what() << " (see --help)\n";
+    return e.get_exit_code();
   }
   if (verbose) spdlog::set_level(spdlog::level::debug);
   for (auto* o : {&record.common, &stacks.common, &stream.common, &top.common, &check.common, &serve.common})

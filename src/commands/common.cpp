@@ -9,6 +9,11 @@
 
 #include "slabtrace/error.hpp"
 
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+
 namespace slabtrace::commands {
 
 namespace {
@@ -51,7 +56,55 @@ std::uint32_t power_of_two_shift(std::uint32_t n, const char* option) {
 
 }  // namespace
 
+// --btf must name a file libbpf can read BTF from: raw BTF (magic 0xeB9F, as
+// /sys/kernel/btf/vmlinux) or an ELF file (a vmlinux with a .BTF section).
+// Whether a 64-bit little-endian ELF file has a section named .BTF (other
+// ELF flavours are left to libbpf).
+static bool elf_has_btf_section(std::ifstream& in) {
+  auto read_at = [&](std::uint64_t offset, void* out, std::size_t n) {
+    in.clear();
+    in.seekg(std::streamoff(offset));
+    in.read(static_cast<char*>(out), std::streamsize(n));
+    return std::size_t(in.gcount()) == n;
+  };
+  unsigned char ident[6] = {};
+  if (!read_at(0, ident, sizeof ident) || ident[4] != 2 || ident[5] != 1) return true;  // not ELF64 LE: libbpf decides
+  std::uint64_t shoff = 0;
+  std::uint16_t shentsize = 0, shnum = 0, shstrndx = 0;
+  if (!read_at(0x28, &shoff, 8) || !read_at(0x3a, &shentsize, 2) || !read_at(0x3c, &shnum, 2) || !read_at(0x3e, &shstrndx, 2))
+    return false;
+  if (shentsize < 0x28 || shstrndx >= shnum) return false;
+  std::uint64_t names_offset = 0;
+  if (!read_at(shoff + std::uint64_t(shstrndx) * shentsize + 0x18, &names_offset, 8)) return false;
+  for (std::uint16_t i = 0; i < shnum; ++i) {
+    std::uint32_t name = 0;
+    char text[5] = {};
+    if (!read_at(shoff + std::uint64_t(i) * shentsize, &name, 4) || !read_at(names_offset + name, text, sizeof text)) continue;
+    if (std::string(text, 5) == std::string(".BTF\0", 5)) return true;
+  }
+  return false;
+}
+
+static void check_btf_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(fmt::format("--btf {}: cannot open it: {}", path, std::strerror(errno)));
+  unsigned char magic[4] = {};
+  in.read(reinterpret_cast<char*>(magic), sizeof magic);
+  const bool raw_btf = in.gcount() >= 2 && ((magic[0] == 0x9f && magic[1] == 0xeb) || (magic[0] == 0xeb && magic[1] == 0x9f));
+  const bool elf = in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
+  if (elf && !elf_has_btf_section(in)) {
+    throw UserError(fmt::format("--btf {} is an ELF file without a .BTF section: not BTF (a vmlinux built with "
+                                "CONFIG_DEBUG_INFO_BTF has one; so does /sys/kernel/btf/vmlinux, raw)",
+                                path));
+  }
+  if (!raw_btf && !elf)
+    throw UserError(fmt::format("--btf {} is not BTF: neither raw BTF (magic 0xeB9F, like /sys/kernel/btf/vmlinux) "
+                                "nor an ELF vmlinux with a .BTF section",
+                                path));
+}
+
 SessionOptions session_options(const CommonOptions& c, std::size_t top) {
+  if (!c.btf_path.empty()) check_btf_file(c.btf_path);
   SessionOptions o;
   o.tracer.attach_mode = bpf::parse_attach_mode(c.attach_mode);
   o.tracer.irq_context = c.irq_context;

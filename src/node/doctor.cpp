@@ -60,13 +60,15 @@ constexpr Limits swap_pages_per_s{100, 1000};
 // for a long time; above 8 the node is stuck (the article's: 34 on 2 CPUs = 17).
 constexpr Limits load_per_cpu{2, 8};
 
-// The sk_buff leak signature: both caches hold at least this many live objects.
-// 100 k packets in flight is ~130 MiB of queued data, more than socket buffer
-// defaults let a healthy node hold unless it has tens of thousands of busy sockets.
-constexpr std::uint64_t skb_signature_min_objects = 100'000;
-// ... and heads and data buffers are within 10% of each other (one of each per
-// packet; the article's 1,657,980 : 1,667,384 is 0.6% apart).
+// The sk_buff leak signature: heads and data buffers within 10% of each other
+// (one of each per packet; the article's 1,657,980 : 1,667,384 is 0.6% apart,
+// a 50 k-datagram leak here 50,336 : 50,576), holding memory that matters: a
+// tenth of SUnreclaim, or 128 MiB whatever SUnreclaim is, and never less than
+// 16 MiB (a few thousand packets in flight on a busy socket).
 constexpr double skb_signature_max_mismatch = 0.10;
+constexpr double skb_signature_share_of_sunreclaim_pct = 10;
+constexpr std::uint64_t skb_signature_min_bytes = 16ull << 20;
+constexpr std::uint64_t skb_signature_large_bytes = 128ull << 20;
 // Critical once the pair holds a tenth of RAM; below that the leak is real but
 // not yet what hurts the node.
 constexpr double skb_signature_critical_pct = 10;
@@ -98,7 +100,7 @@ const char* where_memory_went(const MemoryBreakdown& memory) {
                                                                : "ps -eo pid,rss,comm --sort=-rss | head -15";
 }
 
-std::optional<SkbPair> find_skb_pair(const procfs::Slabinfo& slabinfo) {
+std::optional<SkbPair> find_skb_pair(const procfs::Slabinfo& slabinfo, std::uint64_t sunreclaim) {
   const auto* heads = procfs::find_cache(slabinfo, "skbuff_head_cache");
   const auto* data = procfs::find_cache(slabinfo, "kmalloc-1k");
   // Memory-cgroup accounted sockets (unix, most container traffic) take their
@@ -115,8 +117,11 @@ std::optional<SkbPair> find_skb_pair(const procfs::Slabinfo& slabinfo) {
   pair.bytes = heads->num_objs * heads->object_size + data->num_objs * data->object_size;
   const auto larger = std::max(pair.heads, pair.data_buffers);
   const auto smaller = std::min(pair.heads, pair.data_buffers);
+  const bool matters = pair.bytes >= skb_signature_min_bytes &&
+                       (pair.bytes >= skb_signature_large_bytes ||
+                        (sunreclaim > 0 && percent(pair.bytes, sunreclaim) >= skb_signature_share_of_sunreclaim_pct));
   pair.leak_signature =
-      smaller >= skb_signature_min_objects &&
+      matters && smaller > 0 &&
       static_cast<double>(larger - smaller) <= skb_signature_max_mismatch * static_cast<double>(larger);
   return pair;
 }
@@ -140,14 +145,24 @@ std::optional<RedFlag> check_skb_signature(const DoctorReport& report) {
   if (!report.skb || !report.skb->leak_signature) return std::nullopt;
   const auto& skb = *report.skb;
   const double share = percent(skb.bytes, report.memory.total);
+  std::string figure = fmt::format("{} skbuff_head_cache + {} {} (1:{:.2f}) hold {} = {:.1f}% of MemTotal, {:.0f}% of "
+                                   "SUnreclaim (critical at {:.0f}% of MemTotal)",
+                                   group_thousands(skb.heads), group_thousands(skb.data_buffers), skb.data_cache,
+                                   static_cast<double>(skb.data_buffers) / static_cast<double>(skb.heads),
+                                   human_bytes(skb.bytes), share, percent(skb.bytes, report.memory.sunreclaim),
+                                   skb_signature_critical_pct);
+  // Who holds them, where the socket census could tell.
+  if (report.sockets && !report.sockets->sockets.empty()) {
+    const auto& census = *report.sockets;
+    figure += "; held by ";
+    for (std::size_t i = 0; i < census.sockets.size() && i < 3; ++i) {
+      const auto& s = census.sockets[i];
+      figure += fmt::format("{}{} ({})", i ? "; " : "", census::describe(census::label_of(s), census.home_netns),
+                            human_bytes(s.queued_bytes()));
+    }
+  }
   return RedFlag{"skb_leak_signature", share >= skb_signature_critical_pct ? Severity::critical : Severity::warning,
-                 "sk_buff leak signature: packets never freed",
-                 fmt::format("{} skbuff_head_cache + {} {} (1:{:.2f}) hold {} = {:.1f}% of MemTotal "
-                             "(critical at {:.0f}%)",
-                             group_thousands(skb.heads), group_thousands(skb.data_buffers), skb.data_cache,
-                             static_cast<double>(skb.data_buffers) / static_cast<double>(skb.heads),
-                             human_bytes(skb.bytes), share, skb_signature_critical_pct),
-                 record_skb};
+                 "sk_buff leak signature: packets never freed", figure, record_skb};
 }
 
 // Sockets whose queues hold this share of SUnreclaim (and at least the floor)
@@ -401,7 +416,7 @@ DoctorReport diagnose(const NodeSnapshot& node, std::size_t top_caches, std::siz
   report.memory_pressure = node.memory_pressure;
   if (node.slabinfo) {
     report.top_caches = largest_caches(*node.slabinfo, top_caches);
-    report.skb = find_skb_pair(*node.slabinfo);
+    report.skb = find_skb_pair(*node.slabinfo, report.memory.sunreclaim);
   }
   report.swap = node.swap;
   report.load = node.load;

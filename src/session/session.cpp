@@ -3,6 +3,7 @@
 #include "slabtrace/session.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -13,6 +14,7 @@
 #include <unordered_set>
 
 #include "slabtrace/btf_names.hpp"
+#include "slabtrace/error.hpp"
 #include "slabtrace/human.hpp"
 #include "slabtrace/sockets.hpp"
 
@@ -53,6 +55,57 @@ std::map<std::uint64_t, model::CgroupMemory> read_memory_stats(const std::string
     if (in) out[*id] = model::parse_memory_stat(in);
   }
   return out;
+}
+
+// --cache names must name a cache this kernel has: listed in /proc/slabinfo,
+// merged into one (/sys/kernel/slab), or a kmalloc size. Otherwise say what
+// exists: names that contain what was asked, or the largest caches.
+void check_cache_filters(const std::vector<std::string>& wanted, const procfs::Slabinfo& slabinfo,
+                         const slab::CacheAliases& aliases) {
+  for (const auto& name : wanted) {
+    if (model::kmalloc_key(name) || procfs::find_cache(slabinfo, name) || aliases.target_of.count(name)) continue;
+    std::vector<std::string> like;
+    std::string needle = name.size() > 3 ? name.substr(0, name.size() - 1) : name;
+    for (const auto& e : slabinfo)
+      if (e.name.find(needle) != std::string::npos || name.find(e.name) != std::string::npos) like.push_back(e.name);
+    std::string hint;
+    if (!like.empty()) {
+      if (like.size() > 8) like.resize(8);
+      hint = "similar: " + fmt::format("{}", fmt::join(like, ", "));
+    } else {
+      std::vector<const procfs::SlabinfoEntry*> largest;
+      for (const auto& e : slabinfo) largest.push_back(&e);
+      std::sort(largest.begin(), largest.end(), [](auto* a, auto* b) {
+        return a->active_objs * a->object_size > b->active_objs * b->object_size;
+      });
+      std::vector<std::string> names;
+      for (std::size_t i = 0; i < largest.size() && i < 8; ++i) names.push_back(largest[i]->name);
+      hint = "the largest here: " + fmt::format("{}", fmt::join(names, ", "));
+    }
+    throw UserError(fmt::format("--cache {}: no such slab cache on this kernel ({}; all in /proc/slabinfo)", name, hint));
+  }
+}
+
+// --cgroup must name a directory under the cgroup2 mount; otherwise list
+// what the nearest existing parent holds.
+void check_cgroup_filter(const std::string& filter, const std::string& mount) {
+  namespace fs = std::filesystem;
+  if (filter.empty() || filter == "/") return;
+  std::string rel = filter.front() == '/' ? filter : "/" + filter;
+  std::error_code ec;
+  if (fs::is_directory(mount + rel, ec)) return;
+  fs::path parent = fs::path(rel).parent_path();
+  while (!parent.empty() && parent != "/" && !fs::is_directory(mount + parent.string(), ec)) parent = parent.parent_path();
+  std::vector<std::string> children;
+  std::string base = parent.empty() || parent == "/" ? "" : parent.string();
+  for (fs::directory_iterator it(mount + base, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_directory(ec)) children.push_back(base + "/" + it->path().filename().string());
+  std::sort(children.begin(), children.end());
+  std::size_t more = children.size() > 10 ? children.size() - 10 : 0;
+  if (more) children.resize(10);
+  throw UserError(fmt::format("--cgroup {}: no such cgroup under {} (paths are relative to it); {} holds: {}{}", filter,
+                              mount, base.empty() ? "/" : base, children.empty() ? "nothing" : fmt::format("{}", fmt::join(children, ", ")),
+                              more ? fmt::format(" and {} more", more) : ""));
 }
 
 bpf::AddrRange range_of(const symbols::KernelSymbols& syms, const char* function) {
@@ -114,6 +167,11 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
   census_start_ = take_census();
   if (cgroups_) memory_start_ = read_memory_stats(cgroups_->mount_point());
   slabinfo_start_ = procfs::read_slabinfo();
+  check_cache_filters(options_.caches, slabinfo_start_, aliases_);
+  if (!options_.cgroup_filter.empty()) {
+    if (!cgroups_) throw UserError("--cgroup needs a cgroup2 mount, and this node has none");
+    check_cgroup_filter(options_.cgroup_filter, cgroups_->mount_point());
+  }
 
   auto& t = options_.tracer;
   for (const auto& name : options_.caches) {

@@ -231,3 +231,42 @@ TEST_CASE("open files held by a process in a cgroup are a leak of filp on that c
   leaker->close_stdin();
   leaker->finish(30);
 }
+
+TEST_CASE("a filter that matches nothing, a bad number or a file that is not BTF: one line naming what is there",
+          "[root][verdicts][errors]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup cg("exists");
+  std::string not_btf = "/tmp/slabtrace-test-notbtf-" + std::to_string(getpid());
+  std::ofstream(not_btf) << "not a BTF file\n";
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> says;
+  };
+  std::vector<Case> cases = {
+      {{"record", "--cache", "skbuff_head"}, {"--cache skbuff_head: no such slab cache", "similar: skbuff_head_cache"}},
+      {{"record", "--cache", "zzzz_no_such_cache"}, {"no such slab cache", "the largest here:"}},
+      {{"record", "--cgroup", cg.path() + "/no/such"}, {"no such cgroup", cg.path()}},
+      {{"record", "--cgroup", "/slabtrace-test-none-" + std::to_string(getpid())}, {"no such cgroup", cg.path()}},
+      {{"record", "--duration", "-1"}, {"--duration: must be > 0, not -1"}},
+      {{"stream", "--duration", "-1"}, {"--duration: must be >= 0, not -1"}},
+      {{"record", "--btf", not_btf}, {"is not BTF"}},
+      {{"record", "--btf", "/bin/sh"}, {"without a .BTF section"}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> argv{slabtrace_bin()};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    argv.insert(argv.end(), {"--format", "json"});
+    if (c.args[0] == "stream") argv.resize(argv.size() - 2);
+    Child run(argv);
+    int rc = run.finish(30);
+    std::string err = run.err();
+    INFO(c.args[1] << " " << c.args[2] << ": " << err);
+    CHECK(rc != 0);
+    for (const auto& s : c.says) CHECK(err.find(s) != std::string::npos);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    CHECK(err.find("1.797") == std::string::npos);
+    CHECK(err.find("Unknown error") == std::string::npos);
+    CHECK(run.out().empty());
+  }
+  std::remove(not_btf.c_str());
+}
