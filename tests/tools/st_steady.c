@@ -25,40 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *opt(int argc, char **argv, const char *name, const char *def)
-{
-  for (int i = 2; i + 1 < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return argv[i + 1];
-  return def;
-}
-
-static void die(const char *what)
-{
-  fprintf(stderr, "st_steady: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void join_cgroup(const char *dir)
-{
-  if (!dir)
-    return;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    die(path);
-  fprintf(f, "%d\n", getpid());
-  if (fclose(f) != 0)
-    die(path);
-}
-
-static double now_s(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
+#define TOOL_NAME "st_steady"
+#include "tool_common.h"
 
 /* Calls make(i) for i in [0, count) at `rate` per second, in 10 ms steps. */
 static long paced(long count, double rate, int (*make)(long i, void *ctx), void *ctx)

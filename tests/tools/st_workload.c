@@ -37,33 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *opt(int argc, char **argv, const char *name, const char *def)
-{
-  for (int i = 2; i + 1 < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return argv[i + 1];
-  return def;
-}
-
-static void die(const char *what)
-{
-  fprintf(stderr, "st_workload: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void join_cgroup(const char *dir)
-{
-  if (!dir)
-    return;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  FILE *f = fopen(path, "w");
-  if (!f)
-    die(path);
-  fprintf(f, "%d\n", getpid());
-  if (fclose(f) != 0)
-    die(path);
-}
+#define TOOL_NAME "st_workload"
+#include "tool_common.h"
 
 /* Keep the queue's owner alive until the test is done with it. */
 static void enter_netns(int argc, char **argv)
@@ -145,13 +120,6 @@ static void send_udp(int port, long count, int size)
       die("send");
   free(buf);
   close(fd);
-}
-
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static long walked;
