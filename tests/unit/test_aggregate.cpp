@@ -1,6 +1,7 @@
 // aggregate(): the report of a recording from a made-up tracer and node, with
 // /proc/slabinfo from a real kernel's fixture.
 #include <catch2/catch.hpp>
+#include <sstream>
 
 #include "fake_run.hpp"
 #include "slabtrace/aggregate.hpp"
@@ -183,4 +184,19 @@ TEST_CASE("lost counters have one set of names", "[unit][model]") {
   REQUIRE(named.size() == 6);
   CHECK(named[4] == std::make_pair(std::string("busy"), std::uint64_t(4)));
   CHECK(named[5] == std::make_pair(std::string("socks_full"), std::uint64_t(5)));
+}
+
+TEST_CASE("memory.stat: the memory controller's own slab count per cgroup, start to end", "[unit][aggregate]") {
+  std::istringstream stat("anon 4096\nfile 8192\nslab_reclaimable 1048576\nslab_unreclaimable 5242880\nsock 65536\nslab 6291456\n");
+  model::CgroupMemory m = model::parse_memory_stat(stat);
+  CHECK(m.slab_reclaimable == 1048576);
+  CHECK(m.slab_unreclaimable == 5242880);
+  CHECK(m.sock == 65536);
+
+  UdpLeak leak(100);
+  leak.run.memory_start[25] = {0, 1u << 20, 0};
+  leak.run.memory_end[25] = {0, 3u << 20, 0};
+  model::Report r = model::aggregate(leak.run, leak.trace, leak.kernel);
+  REQUIRE(r.cgroups.size() == 1);
+  CHECK(r.cgroups[0].memory_slab_unreclaimable_delta == std::optional<std::int64_t>(2 << 20));
 }
