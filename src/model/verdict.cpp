@@ -330,9 +330,12 @@ std::vector<Finding> find_findings(const Report& r) {
       f.held_s = reading.held_s;
       f.needs_s = run_needed(r.duration_s, t.oldest_age_s);
       f.confidence = "low";
-      std::string why = reading.shape == TrendShape::unknown
-                            ? "too few intervals to see whether it keeps rising"
-                            : fmt::format("{:.0f}% of what was outstanding mid-run is still alive", t.retained * 100);
+      const auto& o = t.outstanding;
+      const bool last_only = o.size() >= 2 && o[o.size() - 2].second == 0;
+      std::string why = reading.shape != TrendShape::unknown
+                            ? fmt::format("{:.0f}% of what was outstanding mid-run is still alive", t.retained * 100)
+                        : last_only ? fmt::format("all of it came in the run's last {}", seconds(o.back().first - o[o.size() - 2].first))
+                                    : "too few intervals to see whether it keeps rising";
       f.text = fmt::format("too short to call: {} in cgroup {} rose to {} objects ({}) with /proc/slabinfo {:+}, but {}; "
                            "a run of ≥ {:.0f} s tells a leak from objects that live long",
                            t.slabinfo_name, t.cgroup_path, group_thousands(f.objects), human_bytes(f.bytes),

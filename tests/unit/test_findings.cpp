@@ -380,3 +380,17 @@ TEST_CASE("findings: a cache growing one for one with a reclaimable one is freed
   CHECK(lsm->kind == FindingKind::reclaimable_growth);
   CHECK(lsm->text.find("one for one with ext4_inode_cache") != std::string::npos);
 }
+
+TEST_CASE("findings: a rise that came only in the last interval says so", "[unit][findings]") {
+  Scenario s;
+  s.duration = 4;
+  s.step = 0.25;
+  s.node.paths[77] = "/slabtrace-test-late";
+  s.buckets.push_back({0, "kmalloc-cg-4k", 77, 4096, [](double t) { return t < 3.9 ? std::uint64_t(0) : std::uint64_t(345); },
+                       0.05, 0.0});
+  s.kernel["kmalloc-cg-4k"] = [](double t) { return t < 3.9 ? 0 : 299; };
+  Report r = s.report();
+  auto undecided = of_kind(r, FindingKind::too_short);
+  REQUIRE(undecided.size() == 1);
+  CHECK(undecided[0]->text.find("all of it came in the run's last 0.2 s") != std::string::npos);
+}
