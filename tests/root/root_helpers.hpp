@@ -82,6 +82,17 @@ class Child {
 
   pid_t pid() const { return pid_; }
 
+  // False once the process has exited (it is reaped then; finish() still
+  // returns its status): lets a wait for something it should do end early.
+  bool running() {
+    if (exited_) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    exited_ = true;
+    status_ = status;
+    return false;
+  }
+
   // Next line of stdout (or stderr), waiting up to `timeout`.
   std::optional<std::string> read_line(double timeout_s = 30, bool from_stderr = false) {
     std::string& buf = from_stderr ? err_buf_ : out_buf_;
@@ -150,13 +161,15 @@ class Child {
 
  private:
   int wait() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
+    int status = status_;
+    if (!exited_) waitpid(pid_, &status, 0);
     exited_ = true;
+    status_ = status;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   pid_t pid_ = -1;
   bool exited_ = false;
+  int status_ = 0;
   int stdin_ = -1, stdout_ = -1, stderr_ = -1;
   std::string out_buf_, err_buf_, stderr_seen_;
 };

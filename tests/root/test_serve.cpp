@@ -61,6 +61,14 @@ int free_port() {
   return port;
 }
 
+// Fails with serve's own words if it exited instead of serving.
+void require_serving(Child& serve) {
+  if (serve.running()) return;
+  int rc = serve.finish(10);
+  INFO("serve exited with " << rc << ": " << serve.err());
+  REQUIRE(false);
+}
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Polls `ready` every 200 ms until it holds or `timeout_s` passes.
@@ -183,7 +191,9 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   // watching mode has its own test below).
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
                "--trace", "always"});
-  REQUIRE(eventually(300, [&] { return http_ok(serve_port, "/healthz"); }));
+  // Loading takes minutes in an emulated guest; a serve that exited will not answer.
+  REQUIRE(eventually(300, [&] { return http_ok(serve_port, "/healthz") || !serve.running(); }));
+  require_serving(serve);
 
   Prometheus prometheus(serve_port, rules_with_short_for());
   REQUIRE(eventually(60, [&] { return http_ok(prometheus.port(), "/-/ready"); }));
@@ -385,7 +395,8 @@ TEST_CASE("serve answers what it does not serve with 4xx and keeps serving", "[r
   REQUIRE_ROOT_OR_SKIP();
   const int port = free_port();
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "1"});
-  REQUIRE(eventually(300, [&] { return http_ok(port, "/healthz"); }));
+  REQUIRE(eventually(300, [&] { return http_ok(port, "/healthz") || !serve.running(); }));
+  require_serving(serve);
 
   httplib::Client c("127.0.0.1", port);
   auto health = c.Get("/healthz");
