@@ -18,6 +18,22 @@ def read(p, default=""):
         return default
 
 
+def first_error(out):
+    """The first failed assertion of a Catch2 log: where, what, and its values."""
+    lines = out.splitlines()
+    for i, l in enumerate(lines):
+        if "FAILED:" in l or "Timeout" in l or "Exception" in l:
+            said = [l.strip()]
+            for n in lines[i + 1:i + 8]:
+                n = n.strip()
+                if not n or n.startswith("===") or n.startswith("---"):
+                    break
+                if n not in ("with expansion:", "with message:", "due to unexpected exception with message:"):
+                    said.append(n)
+            return said[:4]
+    return [l.strip() for l in lines[-3:]]
+
+
 def tests(d):
     """(passed, failed, skipped, [(name, first error lines)], [(name, reason)])"""
     try:
@@ -31,9 +47,7 @@ def tests(d):
         out = "".join(e.text or "" for e in case.iter("system-out"))
         if case.find("failure") is not None or case.get("status") == "fail":
             failed += 1
-            lines = [l.strip() for l in out.splitlines()
-                     if re.search(r"FAILED|REQUIRE|CHECK|with expansion|error|Timeout", l)]
-            failures.append((name, lines[:6]))
+            failures.append((name, first_error(out)))
         elif case.find("skipped") is not None or case.get("status") in ("notrun", "disabled"):
             skipped += 1
             skips.append((name, "not run"))
