@@ -85,6 +85,7 @@ class Bench:
         self.scale = {}
         self.idle = {}
         self.serial = 0
+        self.serve_states = []  # (workload, round, traced during the window)
 
     def fail(self, what, proc=None):
         log(PROG, "FAILED:", what)
@@ -108,7 +109,9 @@ class Bench:
             env = dict(os.environ, BPFTRACE_MAP_KEYS_MAX=str(BPFTRACE_KEYS))
             p = self.s.start(name, ["bpftrace", self.memleak], env=env)
         elif m.kind == "serve":
-            p = self.s.start(name, [self.slabtrace, "serve", "--listen", f"127.0.0.1:{free_port()}", *m.flags, *extra])
+            port = free_port()
+            p = self.s.start(name, [self.slabtrace, "serve", "--listen", f"127.0.0.1:{port}", *m.flags, *extra])
+            p.port = port
             # Watching: it loads the tracer once to check it can, unloads it, then says so.
             said = "slabtrace: info: tracing" if "always" in m.flags else "slabtrace: info: watching"
             if p.wait_line(said, timeout=120, stream="err") is None:
@@ -179,7 +182,7 @@ class Bench:
     def window(self, workload, rnd, key, cost_window):
         """One window of `workload` with mode `key` attached; measured again
         (3 tries) when another process's tracer was attached meanwhile."""
-        for attempt in (1, 2, 3):
+        for attempt in range(1, self.a.tries + 1):
             wait_quiet(PROG, self.a.quiet_wait)
             p = None
             if key != "nothing":
@@ -195,12 +198,16 @@ class Bench:
                 self.run_workload(workload, self.a.seconds)
                 delta = program_delta(before, programs_of(p.pid))
             foreign = foreign_tracers([p.pid] if p else [])
+            if MODE[key].kind == "serve" and p is not None and "always" not in MODE[key].flags:
+                # Watching serve traces when the node's slab grows (another
+                # process's leak, say): such a window does not measure watching.
+                self.serve_states.append((workload, rnd, serve_traced(p.port)))
             if p is not None:
                 rc = p.stop()
                 if rc != 0:
                     self.fail(f"{key} exited with status {rc}", p)
                 self.attach.setdefault(key, self.attach_mode_of(key, p))  # from its report, written on stop
-            if foreign == 0 or attempt == 3:
+            if foreign == 0 or attempt == self.a.tries:
                 break
             log(PROG, f"another process's tracer attached during the window: measuring {key} again")
         self.windows += 1
@@ -257,6 +264,15 @@ class Bench:
             return None, None
         return hold, int(port)
 
+    def report_of(self, proc, rc):
+        """The JSON report a stopped `record` wrote, or None (counted as a failure)."""
+        try:
+            with open(proc.report) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            self.fail(f"{proc.name}: record wrote no report (status {rc})", proc)
+            return None
+
     def map_memory(self, key):
         wait_quiet(PROG, self.a.quiet_wait)
         p = self.start(key)
@@ -272,11 +288,8 @@ class Bench:
         after = maps_memlock(p.pid)
         rc = p.stop()  # the report is written while the leak is still held
         hold.stop()
-        try:
-            with open(p.report) as f:
-                r = json.load(f)
-        except (OSError, ValueError):
-            self.fail(f"{key} record wrote no report (status {rc})", p)
+        r = self.report_of(p, rc)
+        if r is None:
             return
         self.mem[key] = {"live": r.get("live_objects"), "room": r.get("live_capacity"),
                          "before": sum(before.values()), "after": sum(after.values()), "maps": after}
@@ -319,11 +332,8 @@ class Bench:
         rc = rec.stop()
         sc["report_s"] = time.monotonic() - t0
         hold.stop()
-        try:
-            with open(rec.report) as f:
-                r = json.load(f)
-        except (OSError, ValueError):
-            self.fail(f"record wrote no report at scale (status {rc})", rec)
+        r = self.report_of(rec, rc)
+        if r is None:
             return
         sc["live"] = r.get("live_objects")
         sc["capacity"] = r.get("live_capacity")
@@ -347,7 +357,8 @@ class Bench:
             cpu = cpu_seconds(p.pid) - c0
             bpf_ns = sum(ns for _, _, ns in program_delta(before, programs_of(p.pid)))
             wall = time.monotonic() - t0
-            self.idle[key] = {"process_pct": 100 * cpu / wall, "bpf_pct": 100 * bpf_ns / 1e9 / wall, "seconds": wall}
+            self.idle[key] = {"process_pct": 100 * cpu / wall, "bpf_pct": 100 * bpf_ns / 1e9 / wall, "seconds": wall,
+                              "traced": serve_traced(p.port) if "always" not in MODE[key].flags else None}
             if p.stop() != 0:
                 self.fail(f"{key} exited with an error", p)
 
@@ -359,7 +370,11 @@ class Bench:
         L.append(f"  tools     {run(['bpftrace', '--version'])[1].strip()}, {run(['bpftool', 'version'])[1].splitlines()[0]}")
         L.append(f"  rounds    {a.rounds} of {a.seconds:g} s per workload and mode, modes interleaved (order rotated), medians")
         L.append(f"  others    windows with another process's tracing programs attached: {self.disturbed} of "
-                 f"{self.windows} (each such window tried 3 times); the 2 CPUs may be shared with other work")
+                 f"{self.windows} (each such window tried {a.tries} times); the 2 CPUs may be shared with other work")
+        traced = [x for x in self.serve_states if x[2]]
+        L.append(f"  serve     windows in which a watching serve attached its tracer (the node's slab grew past "
+                 f"its threshold): {len(traced)} of {len(self.serve_states)}"
+                 + (" — " + ", ".join(f"{w} round {r}" for w, r, _ in traced) if traced else ""))
         fl = self.ratio("udp-churn", "floor")
         floor_ns = self.ns_per_kmem_event("floor")
         L += ["", "UDP churn (st_workload udp-churn: 1 message = an skb head + a 1 KiB data buffer allocated and freed; "
@@ -413,7 +428,7 @@ class Bench:
                 runs = median([r for n, r, _ in rows if n == name])
                 per = median([ns / r for n, r, ns in rows if n == name and r > 0])
                 L.append(f"{m.label:<22} {name:<26} {fig(runs):>12} {fig(per) if per is not None else '-':>9}")
-        if a.churn_only:
+        if a.churn_only and not self.idle:
             return L
         L += ["", f"serve's own cost on this node over {a.idle_seconds:g} s (process: every thread's CPU time from "
               "schedstat; BPF: its programs' run time, bpf_stats on), % of one core",
@@ -421,9 +436,12 @@ class Bench:
         for key in ("serve-watch", "serve-trace"):
             i = self.idle.get(key, {})
             target = f"<= {TARGET_SERVE_IDLE_PCT} %: {check(i.get('process_pct'), '<=', TARGET_SERVE_IDLE_PCT)}" if key == "serve-watch" else "-"
+            if i.get("traced"):
+                target += " (it attached its tracer during the window: the node's slab grew)"
             L.append(f"{MODE[key].label:<22} {fig(i.get('process_pct'), 3):>9} {fig(i.get('bpf_pct'), 3):>9}  {target}")
         L.append(f"  load average at the end: {os.getloadavg()[0]:.1f} (other work on the node shares the CPUs)")
-        L += self.memory_table() + self.scale_table()
+        if not a.churn_only:
+            L += self.memory_table() + self.scale_table()
         return L
 
     def memory_table(self):
@@ -461,6 +479,20 @@ class Bench:
         return L
 
 
+def serve_traced(port):
+    """Whether a serve started watching has attached its tracer since (from
+    slabtrace_serve_tracing_starts_total on its /metrics); None if unknown."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("slabtrace_serve_tracing_starts_total "):
+                    return float(line.split()[1]) > 0
+    except OSError:
+        pass
+    return None
+
+
 def fig(v, decimals=0):
     if v is None:
         return "n/a"
@@ -483,6 +515,7 @@ def add_arguments(p):
     p.add_argument("--idle-seconds", type=float, default=60)
     p.add_argument("--quiet-wait", type=float, default=600,
                    help="seconds to wait for other processes' tracers to detach before each window")
+    p.add_argument("--tries", type=int, default=3, help="times a window disturbed by another tracer is measured")
     p.add_argument("--churn-only", action="store_true",
                    help="only the UDP churn rows: no real workloads, serve idle, map memory or scale (for A/B runs)")
     p.add_argument("--modes", type=lambda t: t.split(","), default=[],
@@ -505,8 +538,9 @@ def main(args, root):
         b = Bench(args, root, s)
         try:
             b.throughput()
-            if not args.churn_only:
+            if not args.churn_only or "serve-watch" in args.modes:
                 b.serve_idle()
+            if not args.churn_only:
                 for key in SLABTRACE_MODES:
                     log(PROG, "map memory:", key)
                     b.map_memory(key)
