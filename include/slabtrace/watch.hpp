@@ -125,9 +125,6 @@ struct NodeSources {
   int cgroup_depth = 3;                      // kubepods.slice/<qos>/<pod>
 };
 
-// slab_unreclaimable + sock of one cgroup-v2 memory.stat; nullopt if neither is there.
-std::optional<std::uint64_t> parse_memory_stat_kernel_bytes(std::istream& in);
-
 // Reads the node's counters. Keeps which caches are reclaimable between calls
 // (/sys/kernel/slab/NAME/reclaim_account is read once per cache).
 class NodeReader {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "slabtrace/aggregate.hpp"
 #include "slabtrace/human.hpp"
 #include "slabtrace/prometheus.hpp"
 
@@ -171,20 +172,6 @@ void WatchMachine::attach_failed(double t_s, const std::string& error) {
 
 // --- reading the node ------------------------------------------------------------------
 
-std::optional<std::uint64_t> parse_memory_stat_kernel_bytes(std::istream& in) {
-  std::string key;
-  std::uint64_t value = 0, sum = 0;
-  bool any = false;
-  while (in >> key >> value) {
-    if (key == "slab_unreclaimable" || key == "sock") {
-      sum += value;
-      any = true;
-    }
-  }
-  if (!any) return std::nullopt;
-  return sum;
-}
-
 NodeReader::NodeReader(NodeSources sources) : sources_(std::move(sources)) {
   if (sources_.cgroup2_mount) {
     std::ifstream in(*sources_.cgroup2_mount + "/cgroup.subtree_control");
@@ -208,7 +195,8 @@ void NodeReader::read_cgroups(const std::string& dir, const std::string& rel, in
   if (depth > 0) {
     std::ifstream in(dir + "/memory.stat");
     if (!in) return;  // no memory controller here: none below either
-    if (auto bytes = parse_memory_stat_kernel_bytes(in)) out.cgroups[rel] = *bytes;
+    model::CgroupMemory m = model::parse_memory_stat(in);
+    out.cgroups[rel] = m.slab_unreclaimable + m.sock;
   }
   if (depth >= sources_.cgroup_depth) return;
   DIR* d = opendir(dir.c_str());

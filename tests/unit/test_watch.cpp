@@ -139,14 +139,6 @@ TEST_CASE("trace mode always attaches at once and never detaches", "[unit][watch
   CHECK(m.state() == State::Tracing);
 }
 
-TEST_CASE("memory.stat: slab_unreclaimable + sock", "[unit][watch]") {
-  // The cgroup-v2 layout: "key value" lines, bytes (Documentation/admin-guide/cgroup-v2.rst).
-  std::istringstream stat("anon 8192\nfile 0\nkernel 65536\nsock 4096\nslab_reclaimable 1024\nslab_unreclaimable 30000\nslab 31024\n");
-  CHECK(parse_memory_stat_kernel_bytes(stat) == 30000 + 4096);
-  std::istringstream v1("cache 0\nrss 4096\n");
-  CHECK(!parse_memory_stat_kernel_bytes(v1));
-}
-
 TEST_CASE("the node reader turns /proc/slabinfo into bytes and knows reclaimable caches", "[unit][watch]") {
   testing::TempDir dir;
   std::filesystem::create_directories(dir.path().string() + "/slab/dentry");
@@ -162,5 +154,17 @@ TEST_CASE("the node reader turns /proc/slabinfo into bytes and knows reclaimable
   CHECK(r.caches["kmalloc-1k"] == 736 * 1024);  // active objects x object size
   CHECK(r.reclaimable.count("dentry"));
   CHECK(!r.reclaimable.count("kmalloc-1k"));
-  CHECK(r.cgroups.empty());
+  CHECK(r.cgroups.empty());  // no cgroup2 mount given
+
+  // A cgroup-v2 tree with the memory controller: slab_unreclaimable + sock per cgroup.
+  const std::string mount = dir.path().string() + "/cgroup";
+  std::filesystem::create_directories(mount + "/kubepods.slice/pod-a");
+  std::ofstream(mount + "/cgroup.subtree_control") << "cpu memory pids\n";
+  std::ofstream(mount + "/kubepods.slice/memory.stat") << "anon 4096\nsock 8192\nslab_reclaimable 100\nslab_unreclaimable 50000\n";
+  std::ofstream(mount + "/kubepods.slice/pod-a/memory.stat") << "anon 0\nsock 4096\nslab_unreclaimable 30000\n";
+  s.cgroup2_mount = mount;
+  NodeReader with_cgroups(s);
+  CHECK(with_cgroups.cgroup_memory());
+  Reading c = with_cgroups.read(2);
+  CHECK(c.cgroups == std::map<std::string, std::uint64_t>{{"/kubepods.slice", 58192}, {"/kubepods.slice/pod-a", 34096}});
 }
