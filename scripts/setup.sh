@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang-14 llvm-14
+  build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14-dev
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2
   iproute2 iperf3 bpftrace prometheus librsvg2-bin tmux jq python3-yaml

@@ -245,6 +245,8 @@ TEST_CASE("faults: SIGTERM and SIGINT still write the report; SIGKILL leaves not
   });
   INFO("still loaded: " << fmt::format("{}", fmt::join(left, ", ")));
   CHECK(gone);
+  std::cout << fmt::format("faults: SIGKILL: exit {}, {} programs and {} links of it, none left\n", 128 + SIGKILL,
+                           progs.size(), links.size());
 }
 
 TEST_CASE("faults: two instances at once both report the leak right", "[root][faults][instances]") {
@@ -260,6 +262,7 @@ TEST_CASE("faults: two instances at once both report the leak right", "[root][fa
   std::uint64_t exact = outstanding_in(cgroup_in(a, sender_cg.path()), "skbuff_head_cache");
   std::uint64_t sampled = outstanding_in(cgroup_in(b, sender_cg.path()), "skbuff_head_cache");
   INFO("exact " << exact << ", sampled 1 in 4 " << sampled);
+  std::cout << fmt::format("faults: two instances, 10,000 leaked: {} exact, {} at 1 in 4\n", exact, sampled);
   CHECK(exact >= 9900);
   CHECK(exact <= 10100);
   CHECK(sampled >= 8500);  // 1 in 4 of 10,000: the 95 % bound is well inside 15 %
@@ -294,6 +297,9 @@ TEST_CASE("faults: a live table at 2x and 10x its room is counted and reported, 
     std::string notes = report["notes"].dump();
     if (report["lost"]["map_full"].get<std::uint64_t>() > 0) CHECK(notes.find("were not tracked") != std::string::npos);
     if (times == 10) CHECK(report["lost"]["map_full"].get<std::uint64_t>() > 0);
+    std::cout << fmt::format("faults: live table at {}x its room ({} objects leaked): {} live, map_full {}, allocs {}\n", times,
+                             2 * datagrams, report["live_objects"].get<std::uint64_t>(),
+                             report["lost"]["map_full"].get<std::uint64_t>(), (*cache)["allocs"].get<std::uint64_t>());
   }
 }
 
@@ -358,6 +364,9 @@ TEST_CASE("faults: cgroups, processes and network namespaces that vanish while b
     ++n;
   }
   CHECK(n > 0);
+  std::cout << fmt::format("faults: vanishing: {} rounds of cgroup+netns+process churn; record exit {} ({} cgroups), "
+                           "stream exit {} ({} lines)\n",
+                           rounds.load(), rec_rc, report["cgroups"].size(), stream_rc, n);
 }
 
 TEST_CASE("faults: serve under 200 scrapers, slow, oversize and garbage clients keeps answering /healthz",
