@@ -470,19 +470,50 @@ std::vector<std::string> trim_tracing_frames(std::vector<std::string> frames) {
   return frames;
 }
 
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Frames that say nothing about the path: allocators, skb helpers, syscall
+// and interrupt entry, workqueue and thread plumbing.
+bool is_plumbing(const std::string& f) {
+  static const char* prefixes[] = {"kmem_cache_alloc", "__kmem_cache_alloc", "kmalloc", "__kmalloc", "__do_kmalloc",
+                                   "kmalloc_reserve", "__alloc_skb", "alloc_skb", "__napi_alloc_skb", "napi_alloc_skb",
+                                   "__netdev_alloc_skb", "netdev_alloc_skb", "napi_get_frags", "napi_skb_cache",
+                                   "build_skb", "__build_skb", "napi_build_skb", "sock_alloc_send", "sock_wmalloc",
+                                   "sock_omalloc", "skb_", "__skb_", "pskb_", "__pskb_", "consume_skb", "kfree_skb",
+                                   "entry_SYSCALL", "do_syscall_", "x64_sys_call", "__x64_sys_", "__ia32_sys_",
+                                   "__se_sys_", "__do_sys_", "ksys_", "vfs_", "do_iter_", "new_sync_", "ret_from_fork",
+                                   "kthread", "worker_thread", "process_one_work", "handle_softirqs", "__do_softirq",
+                                   "do_softirq", "irq_exit", "__irq_exit", "asm_", "sysvec_", "common_interrupt",
+                                   "net_rx_action", "__napi_poll", "____sys_", "__sys_", "sock_", "__sock_"};
+  for (const char* p : prefixes)
+    if (starts_with(f, p)) return true;
+  return f.empty() || starts_with(f, "0x");
+}
+
+}  // namespace
+
 std::string skb_origin(const std::vector<std::string>& frames) {
-  // The first protocol-level function above the generic skb allocation code.
-  static const char* suffixes[] = {"sendmsg", "_sendpage", "_rcv", "_xmit_nit", "_recvmsg", "_output", "_input"};
+  // The innermost function that names the path: a protocol's send or receive,
+  // a device's write from user space (tun_get_user), the receive entry of a
+  // driver's packets. Never an allocator, skb helper or entry stub.
+  static const char* suffixes[] = {"sendmsg", "_sendpage", "_rcv", "_xmit_nit", "_recvmsg", "_output",
+                                   "_input",  "_get_user", "_xmit"};
+  static const char* paths[] = {"napi_gro_frags", "napi_gro_receive", "netif_receive_skb", "netif_rx",
+                                "__netif_receive_skb_core", "gro_receive_skb"};
   for (const auto& f : frames) {
-    for (const char* s : suffixes) {
-      std::string_view sv(s);
-      if (f.size() > sv.size() && f.compare(f.size() - sv.size(), sv.size(), sv) == 0 &&
-          !starts_with(f, "sock_") && !starts_with(f, "__sock_") && !starts_with(f, "____sys_") &&
-          !starts_with(f, "__sys_"))
-        return f;
-    }
+    if (is_plumbing(f)) continue;
+    for (const char* path : paths)
+      if (f == path || starts_with(f, std::string(path) + ".")) return f;
+    for (const char* s : suffixes)
+      if (ends_with(f, s)) return f;
   }
-  return frames.empty() ? std::string("?") : frames.back();
+  for (const auto& f : frames)
+    if (!is_plumbing(f)) return f;
+  return "?";
 }
 
 std::string socket_family_name(std::uint16_t family) {

@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "slabtrace/aggregate.hpp"
 #include "slabtrace/census.hpp"
 #include "slabtrace/model.hpp"
 #include "slabtrace/sockets.hpp"
@@ -324,4 +325,20 @@ TEST_CASE("merge_census: traced holders get every owner; untraced queues are lis
   REQUIRE_FALSE(report.verdicts.empty());
   CHECK(report.verdicts[0].find("queued before slabtrace started") != std::string::npos);
   CHECK(report.verdicts[0].find("socket inode 10 of pid 5 (old)") != std::string::npos);
+}
+
+TEST_CASE("via: the innermost function that names the path, never an entry stub, allocator or skb helper",
+          "[unit][census]") {
+  // IFF_NAPI TAP written from user space (measured stack, Linux 6.18)
+  CHECK(slabtrace::skb_origin({"kmem_cache_alloc_node_noprof", "__alloc_skb", "alloc_skb_with_frags",
+                           "sock_alloc_send_pskb", "tun_get_user", "tun_chr_write_iter", "vfs_write", "ksys_write",
+                           "do_syscall_64", "entry_SYSCALL_64_after_hwframe"}) == "tun_get_user");
+  CHECK(slabtrace::skb_origin({"kmem_cache_alloc_noprof", "skb_clone", "packet_rcv", "__netif_receive_skb_core.constprop.0",
+                           "__netif_receive_skb_list_core", "netif_receive_skb_list_internal", "napi_complete_done",
+                           "tun_napi_poll", "__napi_poll", "net_rx_action", "handle_softirqs"}) == "packet_rcv");
+  // nothing that names a protocol: the innermost real function, not the stub
+  CHECK(slabtrace::skb_origin({"__kmalloc_node_track_caller_noprof", "kmalloc_reserve", "pskb_expand_head",
+                           "netlink_trim", "netlink_unicast", "entry_SYSCALL_64_after_hwframe"}) == "netlink_trim");
+  CHECK(slabtrace::skb_origin({"kmem_cache_alloc_noprof", "entry_SYSCALL_64_after_hwframe"}) == "?");
+  CHECK(slabtrace::skb_origin({}) == "?");
 }
