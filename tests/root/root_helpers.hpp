@@ -123,6 +123,10 @@ class Child {
     }
     return false;
   }
+  void write_stdin(const std::string& text) {
+    REQUIRE(stdin_ >= 0);
+    REQUIRE(::write(stdin_, text.data(), text.size()) == ssize_t(text.size()));
+  }
   void close_stdin() {
     if (stdin_ >= 0) close(stdin_);
     stdin_ = -1;
