@@ -14,6 +14,7 @@
 // census.warnings says so.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -111,6 +112,20 @@ struct Census {
 Census build_census(const std::vector<sockets::SocketInfo>& sockets, OwnerResolver& owners);
 // Scans the node (every network namespace unless options say otherwise).
 Census take_census(OwnerResolver& owners, const sockets::ScanOptions& options = {});
+
+// The census for a command without a tracing session (serve while it only
+// watches, doctor): finds the cgroup2 mount, names pods from the kubelet's logs.
+class NodeCensus {
+ public:
+  explicit NodeCensus(k8s::LogDirs kubelet_logs = {});
+  Census take(const sockets::ScanOptions& options = {});
+  // Resolves owners (of a socket that holds nothing, say) the same way.
+  std::vector<Owner> resolve(const std::vector<sockets::Owner>& processes) { return owners_.resolve(processes); }
+
+ private:
+  std::unique_ptr<k8s::PodNames> pod_names_;  // the resolver points to it
+  OwnerResolver owners_;
+};
 
 // What names a socket in a line of text, whoever built it.
 struct SocketLabel {

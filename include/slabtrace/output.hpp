@@ -40,6 +40,12 @@ nlohmann::json holder_json(const model::SkbHolder& holder);
 nlohmann::json owner_json(const census::Owner& owner);
 nlohmann::json census_json(const model::SocketCensusSummary& census);
 
+// The stream's census line ("slabtrace.sockets/v1"): every socket holding at
+// least `min_bytes`, largest first, at most `top`, as skb.holders[] entries;
+// nullopt when none does.
+std::optional<nlohmann::json> sockets_line(const census::Census& census, const std::string& timestamp,
+                                           double interval_s, std::uint64_t min_bytes = 64 * 1024, std::size_t top = 10);
+
 nlohmann::json stream_line(const model::GroupRate& cgroup, const StreamContext& ctx);
 
 std::string utc_timestamp();  // now, "2026-11-22T10:00:01Z"

@@ -60,6 +60,29 @@ struct SkbHolderFigures {
   std::uint64_t queued_bytes = 0;  // truesize
 };
 
+// A socket queue from the census: every socket holding sk_buffs now, whoever
+// allocated them (no BPF needed; also while serve only watches).
+struct SocketQueueFigures {
+  std::uint64_t socket_inode = 0;
+  std::uint64_t netns = 0;
+  std::string protocol;
+  std::optional<std::uint32_t> pid;  // the owner a verdict blames (census::blamed_owner)
+  std::string comm;
+  std::uint64_t owners = 0;          // processes holding it
+  CgroupLabels owner;                // the blamed owner's cgroup and pod; cgroup "other": the folded rest
+  std::uint64_t receive_queue_bytes = 0;
+  std::uint64_t backlog_bytes = 0;
+  std::uint64_t write_queue_bytes = 0;
+
+  std::uint64_t queued_bytes() const { return receive_queue_bytes + backlog_bytes + write_queue_bytes; }
+};
+
+struct SocketCensusFigures {
+  std::vector<SocketQueueFigures> sockets;  // every socket holding anything
+  std::uint64_t queued_bytes = 0;
+  double seconds = 0;  // how long the census took
+};
+
 struct ProgramRuns {
   std::string program;  // BPF program name, "st_btf_kmem_cache_alloc"
   std::uint64_t runs = 0;
@@ -83,6 +106,7 @@ struct Health {
 struct Metrics {
   std::vector<CgroupFigures> cgroups;
   std::vector<SkbHolderFigures> skb_holders;
+  std::optional<SocketCensusFigures> socket_census;
   Health health;
   node::Meminfo node_memory;  // /proc/meminfo; only the fields in node_memory_fields() are exported
 };
@@ -90,6 +114,7 @@ struct Metrics {
 struct Limits {
   std::size_t top_cgroups = 20;
   std::size_t top_skb_holders = 20;
+  std::size_t top_socket_queues = 20;
 };
 
 // The /proc/meminfo fields exported as slabtrace_node_memory_bytes{field=...}.
@@ -100,6 +125,9 @@ const std::vector<std::string_view>& node_memory_fields();
 std::vector<CgroupFigures> keep_top_cgroups(std::vector<CgroupFigures> cgroups, std::size_t n);
 // The same for sk_buff holders, by queued bytes.
 std::vector<SkbHolderFigures> keep_top_holders(std::vector<SkbHolderFigures> holders, std::size_t n);
+
+// The same for census socket queues, by queued bytes.
+std::vector<SocketQueueFigures> keep_top_socket_queues(std::vector<SocketQueueFigures> sockets, std::size_t n);
 
 // The whole exposition: HELP and TYPE for every family, families contiguous.
 std::string render(const Metrics& metrics, const Limits& limits = {});

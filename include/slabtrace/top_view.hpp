@@ -30,6 +30,14 @@ TopFocus next_focus(TopFocus focus);
 // Intervals a sparkline covers.
 inline constexpr std::size_t kSparklineIntervals = 10;
 
+// The socket census in one line: what sits in socket queues now.
+struct TopSockets {
+  std::uint64_t queued_bytes = 0;
+  std::size_t queues = 0;       // sockets holding anything
+  std::string largest;          // census::describe of the largest, "" if none
+  std::uint64_t largest_bytes = 0;
+};
+
 struct TopFrame {
   std::vector<model::Rates> history;                  // oldest first; back() is the latest interval
   std::map<std::uint64_t, std::string> cgroup_paths;  // a cgroup missing here shows its id
@@ -37,6 +45,7 @@ struct TopFrame {
   node::Meminfo meminfo_start;                        // when top started: SUnreclaim's change
   double elapsed_s = 0;
   double interval_s = 0;
+  std::optional<TopSockets> sockets;  // absent until the first census
 };
 
 struct TopLayout {

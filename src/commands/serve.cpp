@@ -10,6 +10,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "slabtrace/census.hpp"
 #include "slabtrace/commands.hpp"
 #include "slabtrace/error.hpp"
 #include "slabtrace/http_server.hpp"
@@ -64,13 +65,13 @@ class MetricsGatherer {
         kernel_(kernel_release()),
         rates_since_(session.scale()) {}
 
-  prometheus::Metrics gather() {
+  prometheus::Metrics gather(const census::Census& now_sockets, census::NodeCensus& census) {
     auto started = std::chrono::steady_clock::now();
     prometheus::Metrics m;
     model::Rates rates = rates_since_.next(session_.snapshot());
     const model::Snapshot& now = *rates_since_.previous();
     m.cgroups = cgroups(now, rates);
-    m.skb_holders = skb_holders();
+    m.skb_holders = skb_holders(now_sockets, census);
     m.health = health(now);
     try {
       m.node_memory = node::read_meminfo();
@@ -115,8 +116,9 @@ class MetricsGatherer {
     return out;
   }
 
-  // The sockets whose receive queues hold live sk_buffs, and who owns them.
-  std::vector<prometheus::SkbHolderFigures> skb_holders() {
+  // The sockets whose receive queues hold live sk_buffs, and who owns them:
+  // the census names the owner, by the same rule as record's report.
+  std::vector<prometheus::SkbHolderFigures> skb_holders(const census::Census& now, census::NodeCensus& census) {
     // BPF keeps a queued count per socket, so this never walks the live set;
     // bytes are estimated from the last queued skb's truesize.
     std::unordered_map<std::uint64_t, prometheus::SkbHolderFigures> by_sock;
@@ -127,29 +129,24 @@ class MetricsGatherer {
       h.queued_bytes = h.queued_objects * info.last_truesize;
     }
     spdlog::debug("skb holds: {} sockets", by_sock.size());
-    if (by_sock.empty()) return {};
-    // One pass over /proc/*/fd, and only while something is held.
-    sockets::OwnerMap owners = sockets::scan_socket_owners();
     std::vector<prometheus::SkbHolderFigures> out;
     for (auto& [sk, h] : by_sock) {
-      std::string cgroup;
       if (auto info = session_.tracer().socket(sk)) {
         h.socket_inode = info->inode;
         h.netns = info->netns;
         h.protocol = socket_protocol_name(info->family, info->type, info->protocol);
-        // The socket's own cgroup is a kernel id, the same in every cgroup namespace.
-        if (info->cgroup) cgroup = session_.cgroup_path(info->cgroup);
       }
-      auto it = owners.find(h.socket_inode);
-      if (h.socket_inode && it != owners.end() && !it->second.empty()) {
-        const sockets::Owner& owner = it->second.front();
-        h.pid = std::uint32_t(owner.pid);
-        h.comm = owner.comm;
-        // Where cgroup v1 net_cls/net_prio are in use, the kernel keeps no v2
-        // cgroup on sockets and every one shows the root: the owner knows better.
-        if ((cgroup.empty() || cgroup == "/") && !owner.cgroup.empty()) cgroup = owner.cgroup;
+      auto it = now.owners_by_inode.find(h.socket_inode);
+      if (h.socket_inode && it != now.owners_by_inode.end() && !it->second.empty()) {
+        auto owners = census.resolve(it->second);
+        const census::Owner& blamed = owners[census::blamed_owner(owners)];
+        h.pid = std::uint32_t(blamed.pid);
+        h.comm = blamed.comm;
+        h.owner = labels_of(blamed.cgroup_path);
+      } else if (auto info = session_.tracer().socket(sk); info && info->cgroup) {
+        // No process holds it any more: the cgroup that created it.
+        h.owner = labels_of(session_.cgroup_path(info->cgroup));
       }
-      h.owner = labels_of(cgroup);
       out.push_back(std::move(h));
     }
     return out;
@@ -179,6 +176,17 @@ class MetricsGatherer {
 };
 
 // Health figures while no tracer is attached: what serve is, and that it traces nothing.
+prometheus::CgroupLabels owner_labels(const census::Owner& o) {
+  prometheus::CgroupLabels l;
+  l.cgroup = o.cgroup_path;
+  l.container_id = cgroups::parse_container(o.cgroup_path).container_id.value_or("");
+  l.pod_uid = o.workload.pod_uid;
+  l.pod_namespace = o.workload.pod_namespace;
+  l.pod = o.workload.pod;
+  l.container = o.workload.container;
+  return l;
+}
+
 prometheus::Metrics untraced_metrics() {
   prometheus::Metrics m;
   m.health.version = SLABTRACE_VERSION;
@@ -217,10 +225,40 @@ class Tracing {
   }
   bool attached() const { return bool(session_); }
   std::string attach_mode() const { return session_ ? bpf::to_string(session_->tracer().attach_mode()) : "none"; }
-  prometheus::Metrics gather() { return gatherer_ ? gatherer_->gather() : untraced_metrics(); }
+  prometheus::Metrics gather() {
+    // The census needs no tracer: socket queues are exported while watching too.
+    census::Census now = census_.take();
+    prometheus::Metrics m = gatherer_ ? gatherer_->gather(now, census_) : untraced_metrics();
+    m.socket_census = socket_census_figures(now);
+    return m;
+  }
 
  private:
+  prometheus::SocketCensusFigures socket_census_figures(const census::Census& now) {
+    prometheus::SocketCensusFigures f;
+    f.queued_bytes = now.queued_bytes;
+    f.seconds = now.took_s;
+    for (const auto& s : now.sockets) {
+      prometheus::SocketQueueFigures q;
+      q.socket_inode = s.inode;
+      q.netns = s.netns;
+      q.protocol = s.protocol;
+      q.owners = s.owners.size();
+      if (const census::Owner* o = s.blamed_owner()) {
+        q.pid = std::uint32_t(o->pid);
+        q.comm = o->comm;
+        q.owner = owner_labels(*o);
+      }
+      q.receive_queue_bytes = s.receive_queue_bytes;
+      q.backlog_bytes = s.backlog_bytes;
+      q.write_queue_bytes = s.write_queue_bytes;
+      f.sockets.push_back(std::move(q));
+    }
+    return f;
+  }
+
   const ServeOptions& options_;
+  census::NodeCensus census_{k8s::LogDirs{options_.common.pods_dir, options_.common.containers_dir}};
   std::unique_ptr<Session> session_;
   std::unique_ptr<MetricsGatherer> gatherer_;  // refers to session_: reset first
 };

@@ -34,6 +34,9 @@ int stream(const StreamOptions& o) {
       ctx.workload = session.workload_of(ctx.path);
       lines += output::stream_line(g, ctx).dump() + "\n";
     }
+    // Who holds queued sk_buffs now, traced or not: one line per interval
+    // while any socket holds a queue worth listing.
+    if (auto line = output::sockets_line(session.take_census(), ts, rates.interval_s)) lines += line->dump() + "\n";
     // Each interval's lines go out at once (`stream | jq` works live). A
     // reader that went away ends the stream; any other failure is an error.
     if (int err = output::write_all(STDOUT_FILENO, lines)) {

@@ -22,6 +22,21 @@ namespace slabtrace::commands {
 
 namespace {
 
+output::TopSockets top_sockets(const census::Census& now) {
+  output::TopSockets s;
+  s.queued_bytes = now.queued_bytes;
+  s.queues = now.sockets.size();
+  if (!now.sockets.empty()) {
+    s.largest = census::describe(census::label_of(now.sockets.front()), now.home_netns);
+    s.largest_bytes = now.sockets.front().queued_bytes();
+  }
+  return s;
+}
+
+}  // namespace
+
+namespace {
+
 using Clock = std::chrono::steady_clock;
 
 struct ScreenSize {
@@ -218,6 +233,7 @@ int top(const TopOptions& o) {
         frame.cgroup_paths[g.cgroup_id] = session.cgroup_path(g.cgroup_id);
       frame.meminfo = meminfo_or_empty();
       frame.elapsed_s = session.elapsed_s();
+      frame.sockets = top_sockets(session.take_census());
       next_refresh = now + interval;
       redraw = true;
     }

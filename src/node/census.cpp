@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 
 #include <fmt/format.h>
 
 #include "slabtrace/cgroups.hpp"
+#include "slabtrace/procfs.hpp"
 
 namespace slabtrace::census {
 
@@ -133,6 +135,20 @@ Census take_census(OwnerResolver& owners, const sockets::ScanOptions& options) {
   census.took_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return census;
 }
+
+NodeCensus::NodeCensus(k8s::LogDirs kubelet_logs) : pod_names_(std::make_unique<k8s::PodNames>(std::move(kubelet_logs))) {
+  std::string mount;
+  if (std::ifstream in("/proc/self/mountinfo"); in) {
+    try {
+      mount = procfs::find_cgroup2_mount(procfs::parse_mountinfo(in)).value_or("");
+    } catch (const ParseError&) {
+      // no cgroup ids, names still come from the paths
+    }
+  }
+  owners_ = OwnerResolver::for_node(mount, pod_names_.get());
+}
+
+Census NodeCensus::take(const sockets::ScanOptions& options) { return take_census(owners_, options); }
 
 SocketLabel label_of(const QueuedSocket& socket) {
   SocketLabel label;

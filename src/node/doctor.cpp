@@ -353,18 +353,10 @@ namespace {
 // Who holds queued sk_buffs now: without root, only our own processes' sockets
 // and namespace (the census says so in its warnings, and so do we).
 census::Census socket_census(const std::string& proc_root, std::vector<std::string>& skipped) {
-  std::string mount;
-  if (std::ifstream in(proc_root + "/self/mountinfo"); in) {
-    try {
-      mount = procfs::find_cgroup2_mount(procfs::parse_mountinfo(in)).value_or("");
-    } catch (const ParseError&) {
-    }
-  }
-  k8s::PodNames pods(k8s::LogDirs{});
-  auto owners = census::OwnerResolver::for_node(mount, &pods);
+  census::NodeCensus census;
   sockets::ScanOptions options;
   options.proc_root = proc_root;
-  census::Census c = census::take_census(owners, options);
+  census::Census c = census.take(options);
   if (::geteuid() != 0)
     skipped.push_back("socket queues: not root, so only this user's processes and network namespace were seen");
   return c;

@@ -102,6 +102,20 @@ std::vector<SkbHolderFigures> keep_top_holders(std::vector<SkbHolderFigures> hol
       });
 }
 
+std::vector<SocketQueueFigures> keep_top_socket_queues(std::vector<SocketQueueFigures> sockets, std::size_t n) {
+  return keep_top(
+      std::move(sockets), n, [](const SocketQueueFigures& s) { return s.queued_bytes(); },
+      [](const SocketQueueFigures& s) { return s.socket_inode; },
+      [](SocketQueueFigures sum, const SocketQueueFigures& s) {
+        sum.owner.cgroup = kOther;
+        sum.receive_queue_bytes += s.receive_queue_bytes;
+        sum.backlog_bytes += s.backlog_bytes;
+        sum.write_queue_bytes += s.write_queue_bytes;
+        sum.owners += s.owners;
+        return sum;
+      });
+}
+
 namespace {
 
 // `name="value",...` with empty values left out unless asked for.
@@ -201,6 +215,38 @@ void write_skb_holders(Exposition& out, const std::vector<SkbHolderFigures>& hol
   for (const auto& h : holders) out.sample(holder_labels(h), h.queued_objects);
 }
 
+LabelSet socket_labels(const SocketQueueFigures& s) {
+  LabelSet l;
+  if (s.owner.cgroup == kOther) return l.add("socket_inode", kOther).add("cgroup", kOther);
+  l.add("socket_inode", std::to_string(s.socket_inode))
+      .add("netns", s.netns ? std::to_string(s.netns) : "")
+      .add("protocol", s.protocol)
+      .add("pid", s.pid ? std::to_string(*s.pid) : "")
+      .add("comm", s.comm);
+  return l.add(s.owner);
+}
+
+void write_socket_census(Exposition& out, const SocketCensusFigures& census, std::size_t top) {
+  out.family("slabtrace_socket_queues_bytes", "gauge",
+             "Truesize of everything queued on the node's sockets now (sock_diag, every network namespace).");
+  out.sample(LabelSet(), census.queued_bytes);
+  out.family("slabtrace_socket_queues", "gauge", "Sockets holding queued sk_buffs now.");
+  out.sample(LabelSet(), std::uint64_t(census.sockets.size()));
+  auto sockets = keep_top_socket_queues(census.sockets, top);
+  out.family("slabtrace_socket_queue_bytes", "gauge",
+             "Truesize queued on a socket now, by queue (receive, backlog, write), whoever allocated it; the largest "
+             "sockets by name, the rest as socket_inode=\"other\".");
+  for (const auto& s : sockets)
+    for (const auto& [queue, bytes] : {std::pair<const char*, std::uint64_t>{"receive", s.receive_queue_bytes},
+                                       {"backlog", s.backlog_bytes}, {"write", s.write_queue_bytes}})
+      if (bytes || std::string_view(queue) == "receive")
+        out.sample(socket_labels(s).add("queue", queue, true), bytes);
+  out.family("slabtrace_socket_queue_owners", "gauge", "Processes holding a descriptor to the socket.");
+  for (const auto& s : sockets) out.sample(socket_labels(s), s.owners);
+  out.family("slabtrace_socket_census_duration_seconds", "gauge", "Time taken by the socket census.");
+  out.sample(LabelSet(), census.seconds);
+}
+
 void write_health(Exposition& out, const Health& h) {
   out.family("slabtrace_info", "gauge", "slabtrace's version, the kernel, and how the BPF programs are attached.");
   out.sample(LabelSet().add("version", h.version, true).add("kernel", h.kernel, true).add("attach_mode", h.attach_mode, true),
@@ -243,6 +289,7 @@ std::string render(const Metrics& m, const Limits& limits) {
   Exposition out;
   write_cgroups(out, keep_top_cgroups(m.cgroups, limits.top_cgroups));
   write_skb_holders(out, keep_top_holders(m.skb_holders, limits.top_skb_holders));
+  if (m.socket_census) write_socket_census(out, *m.socket_census, limits.top_socket_queues);
   write_health(out, m.health);
   write_node_memory(out, m.node_memory);
   return out.take();

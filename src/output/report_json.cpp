@@ -106,6 +106,22 @@ json census_json(const model::SocketCensusSummary& c) {
 }
 
 
+std::optional<json> sockets_line(const census::Census& census, const std::string& timestamp, double interval_s,
+                                 std::uint64_t min_bytes, std::size_t top) {
+  json holders = json::array();
+  for (const auto& s : census.sockets) {
+    if (s.queued_bytes() < min_bytes || holders.size() >= top) break;  // largest first
+    holders.push_back(holder_json(model::holder_from(s)));
+  }
+  if (holders.empty()) return std::nullopt;
+  return json{{"schema", "slabtrace.sockets/v1"},
+              {"ts", timestamp},
+              {"interval_s", interval_s},
+              {"queued_bytes", census.queued_bytes},
+              {"sockets_queued", census.sockets.size()},
+              {"holders", holders}};
+}
+
 json report_json(const model::Report& r) {
   json caches = json::array(), cgroups = json::array(), stacks = json::array();
   for (const auto& c : r.caches) caches.push_back(cache_json(c));

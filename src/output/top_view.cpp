@@ -317,7 +317,14 @@ std::string fit_text(std::string_view text, std::size_t width, bool keep_end) {
 
 std::vector<std::string> render_top(const TopFrame& frame, const TopLayout& layout) {
   constexpr std::size_t kMinNameWidth = 16;
-  std::vector<std::string> lines{title_line(frame, layout), memory_line(frame, layout.width), ""};
+  std::vector<std::string> lines{title_line(frame, layout), memory_line(frame, layout.width)};
+  if (frame.sockets) {
+    const auto& s = *frame.sockets;
+    std::string line = fmt::format("sockets: {} queued in {}", human_bytes(s.queued_bytes), s.queues);
+    if (!s.largest.empty()) line += fmt::format("; largest {} in {}", human_bytes(s.largest_bytes), s.largest);
+    lines.push_back(std::move(line));
+  }
+  lines.emplace_back();
 
   Table caches{"CACHE", false, {}, 0};
   Table cgroups{"CGROUP", true, {}, 0};

@@ -181,8 +181,16 @@ TEST_CASE("stream emits lines for the leaking cgroup while the leak grows", "[ro
   int leaking_lines = 0;
   double max_growth = 0;
   std::uint64_t last_outstanding = 0;
+  int census_lines = 0;
   for (const auto& line : lines) {
     json j = json::parse(line);  // every line is one JSON object
+    if (j["schema"] == "slabtrace.sockets/v1") {
+      // the census line: the holder's socket queue, named with its owner
+      ++census_lines;
+      REQUIRE(!j["holders"].empty());
+      CHECK(j["holders"][0]["pid"] == holder.child->pid());
+      continue;
+    }
     CHECK(j["schema"] == "slabtrace.stream/v1");
     if (j["path"] != sender_cg.path()) continue;
     ++leaking_lines;
@@ -194,6 +202,7 @@ TEST_CASE("stream emits lines for the leaking cgroup while the leak grows", "[ro
       CHECK(j.contains(key));
   }
   CHECK(leaking_lines >= 2);
+  CHECK(census_lines >= 2);
   CHECK(max_growth > 1000 * test_scale());
   CHECK(last_outstanding >= 14000);
 }
