@@ -120,6 +120,22 @@ static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
     end_linked_head(link, alloc_tick);
 }
 
+/* The skb head cache as the allocation path names it: heads handed out by the
+ * per-CPU NAPI skb cache fire no allocation event and are adopted into its
+ * buckets when a receive path first shows them (napi.bpf.h). Learned from the
+ * first head allocated by __alloc_skb or skb_clone from it. */
+__u64 st_skb_head_cache = 0;
+__u32 st_skb_head_size = 0;
+char st_skb_head_name[ST_CACHE_NAME_LEN] = {};
+
+static __always_inline void learn_skb_head_cache(__u64 cache_key, const char *name, __u32 size)
+{
+  st_skb_head_size = size;
+  if (name)
+    bpf_probe_read_kernel_str(st_skb_head_name, sizeof(st_skb_head_name), name);
+  st_skb_head_cache = cache_key; /* last: adoption waits for all three */
+}
+
 static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
                                     const char *name, __u32 size, int typed)
 {
@@ -165,6 +181,9 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     return 0;
   c->allocs += 1;
   c->alloc_bytes += size;
+  /* Not the fclone cache (two sk_buffs and a count per object). */
+  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && size < 2 * bpf_core_type_size(struct sk_buff))
+    learn_skb_head_cache(cache_key, name, size);
 
   if (!sampled(ptr))
     return 0;

@@ -12,6 +12,7 @@
 #include "live_table.bpf.h"
 #include "sockets.bpf.h"
 #include "alloc.bpf.h"
+#include "napi.bpf.h"
 
 static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
 {
@@ -77,12 +78,15 @@ int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 
 /* Ties one queued skb to the socket whose queue holds it. Returns 1 when the
  * walk can stop: the skb was tied to this socket already, or no room. */
-static __always_inline int tie_queued(__u64 addr, const struct sock *sk, __u64 sk_addr, struct st_sock **so,
-                                      __u32 truesize)
+static __always_inline int tie_queued(void *ctx, __u64 addr, const struct sock *sk, __u64 sk_addr,
+                                      struct st_sock **so, __u32 truesize, const struct sk_buff *skb, int typed)
 {
   if (!sampled(addr))
     return 0;
   struct st_slot *s = live_find(addr);
+  /* A head from the NAPI cache that no receive entry point showed. */
+  if (!s && adopt_head(ctx, addr, (__u64)BPF_CORE_READ(skb, head), skb, typed))
+    s = live_find(addr);
   if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD))
     return 0;
   struct st_object *o = &s->obj;
@@ -102,7 +106,7 @@ static __always_inline int tie_queued(__u64 addr, const struct sock *sk, __u64 s
 }
 
 /* Classic tracepoint: every pointer read is a probe_read. */
-static __always_inline int on_data_ready(const struct sock *sk)
+static __always_inline int on_data_ready(void *ctx, const struct sock *sk)
 {
   if (!sk)
     return 0;
@@ -114,7 +118,7 @@ static __always_inline int on_data_ready(const struct sock *sk)
     __u64 addr = (__u64)skb;
     if (!addr || addr == queue_head)
       break;
-    if (tie_queued(addr, sk, sk_addr, &so, BPF_CORE_READ(skb, truesize)))
+    if (tie_queued(ctx, addr, sk, sk_addr, &so, BPF_CORE_READ(skb, truesize), skb, 0))
       break;
     skb = BPF_CORE_READ(skb, prev);
   }
@@ -123,7 +127,7 @@ static __always_inline int on_data_ready(const struct sock *sk)
 
 /* tp_btf: the same walk with direct loads, each a few ns where a probe_read
  * costs ~35; addresses are hashed and compared through as_number. */
-static __always_inline int on_data_ready_typed(const struct sock *sk)
+static __always_inline int on_data_ready_typed(void *ctx, const struct sock *sk)
 {
   struct st_cpu_state *cpu = cpu_state();
   if (!sk || !cpu)
@@ -137,7 +141,7 @@ static __always_inline int on_data_ready_typed(const struct sock *sk)
     if (!addr || addr == queue_head)
       break;
     if (sampled(addr)) {
-      if (tie_queued(addr, sk, sk_addr, &so, skb->truesize))
+      if (tie_queued(ctx, addr, sk, sk_addr, &so, skb->truesize, skb, 1))
         break;
     }
     skb = skb->prev;
@@ -182,13 +186,13 @@ int st_tp_skb_read(struct trace_event_raw_skb_copy_datagram_iovec *ctx)
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(st_btf_data_ready, const struct sock *sk)
 {
-  return on_data_ready_typed(sk);
+  return on_data_ready_typed(ctx, sk);
 }
 
 SEC("tracepoint/sock/sk_data_ready")
 int st_tp_data_ready(struct trace_event_raw_sk_data_ready *ctx)
 {
-  return on_data_ready((const struct sock *)BPF_CORE_READ(ctx, skaddr));
+  return on_data_ready(ctx, (const struct sock *)BPF_CORE_READ(ctx, skaddr));
 }
 
 #endif

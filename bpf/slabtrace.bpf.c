@@ -16,6 +16,7 @@
  *   live_table   the table of live objects, by address
  *   sockets      sockets holding sk_buffs, drops per socket
  *   alloc        allocation and free events
+ *   napi         skb heads from the NAPI cache, adopted on the receive path
  *   skb          sk_buff end events and socket queues
  *
  * Programs exist in flavours (tp_btf with typed arguments, classic tracepoint
@@ -34,6 +35,7 @@
 #include "live_table.bpf.h"
 #include "sockets.bpf.h"
 #include "alloc.bpf.h"
+#include "napi.bpf.h"
 #include "skb.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";

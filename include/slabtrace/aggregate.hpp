@@ -30,6 +30,8 @@ class TraceSource {
   virtual std::optional<st_sock> socket(std::uint64_t sk) const = 0;
   virtual std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const = 0;  // reason, count
   virtual std::vector<std::pair<st_drop_key, std::uint64_t>> drops_by_socket() const = 0;
+  // skb heads adopted on a receive path, by device (none: an older tracer).
+  virtual std::vector<std::pair<st_adopt_key, st_adopt_dev>> adopted() const { return {}; }
   virtual st_stats stats() const = 0;
   virtual std::vector<bpf::ProgramCost> program_costs() const = 0;
   virtual std::uint32_t live_capacity() const = 0;

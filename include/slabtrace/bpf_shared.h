@@ -84,11 +84,24 @@ struct st_counters {
  * `packed` = bucket (13 bits) | stack id (15 bits) << 13 | ST_OBJ_SKB_*. */
 #define ST_OBJ_SKB_HEAD (1u << 31)
 #define ST_OBJ_SKB_DATA (1u << 30)
-#define ST_OBJ_FLAGS (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA)
+/* An skb head first seen on a receive path, not allocated (NAPI skb cache):
+ * adopted into the skb head cache's bucket (bpf/napi.bpf.h). */
+#define ST_OBJ_SKB_ADOPTED (1u << 29)
+#define ST_OBJ_FLAGS (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA | ST_OBJ_SKB_ADOPTED)
 #define ST_OBJ_BUCKET_MASK (ST_MAX_BUCKETS - 1)
 #define ST_OBJ_STACK_SHIFT 13
 #define ST_OBJ_NO_STACK 0x7fffu /* not sampled, or the capture failed */
 #define ST_MAX_STACKS 16384     /* stack ids fit below ST_OBJ_NO_STACK */
+/* Heads adopted per receiving device (bpf/napi.bpf.h). */
+struct st_adopt_key {
+  __u32 ifindex;
+  __u32 netns; /* the device's network namespace (inode number) */
+};
+struct st_adopt_dev {
+  __u64 heads;
+  char name[16]; /* IFNAMSIZ */
+};
+
 struct st_object {
   __u32 packed;
   __u32 alloc_tick; /* low 32 bits of jiffies at allocation (see now_tick) */
@@ -150,6 +163,8 @@ enum st_stat {
   ST_STAT_BUSY,              /* live-table slot lost to another CPU even on retry: not tracked */
   ST_STAT_BPF_ALLOCS,        /* allocations by the BPF map allocator: not traced */
   ST_STAT_IRQ_CONTEXT_UNKNOWN, /* preempt count unreadable or not this CPU's */
+  ST_STAT_ADOPTED,           /* skb heads adopted on a receive path (no allocation event) */
+  ST_STAT_ADOPT_NO_CACHE,    /* heads seen before any skb head allocation named the cache: not adopted */
   ST_STAT_COUNT,
 };
 

@@ -213,8 +213,20 @@ struct SkbDrop {
   std::string comm;
 };
 
+// skb heads adopted on one device's receive path (bpf/napi.bpf.h).
+struct SkbAdoption {
+  std::string device;  // its name, "ifindex N" if unnamed
+  std::uint32_t ifindex = 0;
+  std::uint64_t netns = 0;
+  std::uint64_t heads = 0;  // adopted during the run (scaled)
+};
+
 struct SkbReport {
   std::uint64_t outstanding_heads = 0;
+  // Of outstanding_heads, those adopted when first seen on a receive path
+  // rather than seen allocated (NAPI skb cache); counted in the cache table too.
+  std::uint64_t adopted_heads = 0;
+  std::vector<SkbAdoption> adopted_by_device;
   std::uint64_t outstanding_data = 0;
   std::uint64_t outstanding_bytes = 0;  // heads + data
   std::vector<SkbHolder> holders;

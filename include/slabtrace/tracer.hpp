@@ -105,6 +105,8 @@ class Tracer {
   std::optional<st_sock> socket(std::uint64_t sk) const;
   std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const;  // reason, count
   std::vector<std::pair<st_drop_key, std::uint64_t>> drops_by_socket() const;
+  // skb heads adopted on a receive path (NAPI skb cache), by device.
+  std::vector<std::pair<st_adopt_key, st_adopt_dev>> adopted() const;
   std::vector<ProgramCost> program_costs() const;
   // Objects the live table is sized for (half its slots).
   std::uint32_t live_capacity() const;

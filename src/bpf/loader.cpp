@@ -510,6 +510,13 @@ std::vector<std::pair<st_drop_key, std::uint64_t>> Tracer::drops_by_socket() con
   return out;
 }
 
+std::vector<std::pair<st_adopt_key, st_adopt_dev>> Tracer::adopted() const {
+  std::vector<std::pair<st_adopt_key, st_adopt_dev>> out;
+  walk_hash<st_adopt_key, st_adopt_dev>(bpf_map__fd(skel_->maps.st_adopted),
+                                        [&](const st_adopt_key& k, const st_adopt_dev& d) { out.emplace_back(k, d); });
+  return out;
+}
+
 std::vector<ProgramCost> Tracer::program_costs() const {
   std::vector<ProgramCost> out;
   bpf_program* prog = nullptr;

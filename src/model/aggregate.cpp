@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <istream>
 #include <sstream>
 #include <unordered_map>
@@ -119,6 +120,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   std::unordered_map<std::uint32_t, std::vector<std::uint64_t>> born;
   std::unordered_map<std::uint32_t, std::uint64_t> oldest_of_bucket;
   std::uint64_t live_total = 0;
+  std::uint64_t adopted_heads = 0;
   trace.for_each_live([&](const bpf::LiveObject& o) {
     ++live_total;
     auto it = bucket_of.find(o.bucket);
@@ -143,6 +145,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
       add(heads_by_bucket[o.bucket]);
       add(head_stacks[stack_key(o.bucket, o.stack_id)]);
       if (o.link) queued_heads.push_back({o.addr, o.link, size, age});
+      if (o.flags & ST_OBJ_SKB_ADOPTED) ++adopted_heads;
     }
     if (o.flags & ST_OBJ_SKB_DATA) {
       add(data_by_bucket[o.bucket]);
@@ -265,6 +268,28 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   }
 
   // sk_buffs: heads and data buffers, who allocated them, who holds them.
+  // Heads adopted on a receive path count as any other (the cache table has
+  // them too); the report says how many there are and where they came in.
+  rep.skb.adopted_heads = adopted_heads * scale;
+  for (const auto& [key, dev] : trace.adopted()) {
+    SkbAdoption a;
+    a.ifindex = key.ifindex;
+    a.netns = key.netns;
+    a.device = dev.name[0] ? std::string(dev.name, strnlen(dev.name, sizeof dev.name)) : fmt::format("ifindex {}", key.ifindex);
+    a.heads = dev.heads * scale;
+    rep.skb.adopted_by_device.push_back(std::move(a));
+  }
+  std::sort(rep.skb.adopted_by_device.begin(), rep.skb.adopted_by_device.end(),
+            [](const auto& a, const auto& b) { return a.heads > b.heads; });
+  if (rep.skb.adopted_heads >= 1000) {
+    std::string devices;
+    for (std::size_t i = 0; i < rep.skb.adopted_by_device.size() && i < 3; ++i)
+      devices += fmt::format("{}{} ({})", i ? ", " : "", rep.skb.adopted_by_device[i].device,
+                             group_thousands(rep.skb.adopted_by_device[i].heads));
+    rep.notes.push_back(fmt::format("{} outstanding sk_buff heads were adopted, not seen allocated: they came from the "
+                                    "NAPI skb cache and were first seen on the receive path{}",
+                                    group_thousands(rep.skb.adopted_heads), devices.empty() ? "" : " of " + devices));
+  }
   for (const auto& [idx, a] : heads_by_bucket) {
     rep.skb.outstanding_heads += a.count * scale;
     rep.skb.outstanding_bytes += a.bytes * scale;

@@ -156,6 +156,9 @@ json report_json(const model::Report& r) {
                                {"cgroup_path", d.cgroup_path},
                                {"pid", d.pid ? json(*d.pid) : json(nullptr)},
                                {"comm", d.comm}});
+  json adopted = json::array();
+  for (const auto& a : r.skb.adopted_by_device)
+    adopted.push_back({{"device", a.device}, {"ifindex", a.ifindex}, {"netns", a.netns}, {"heads", a.heads}});
   json data_caches = json::array();
   for (const auto& d : r.skb.data_caches) {
     double ratio = d.data_buffers ? double(d.with_live_head) / double(d.data_buffers) : 0.0;
@@ -198,6 +201,8 @@ json report_json(const model::Report& r) {
           {"stacks", stacks},
           {"skb",
            {{"outstanding_heads", r.skb.outstanding_heads},
+            {"adopted_heads", r.skb.adopted_heads},
+            {"adopted_by_device", adopted},
             {"outstanding_data", r.skb.outstanding_data},
             {"outstanding_bytes", r.skb.outstanding_bytes},
             {"holders", holders},

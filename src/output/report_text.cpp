@@ -76,6 +76,9 @@ void write_report_text(const model::Report& r, std::ostream& out) {
     out << "\nsk_buffs\n";
     out << fmt::format("  outstanding heads {}, data buffers {}, {} in all\n", group_thousands(r.skb.outstanding_heads),
                        group_thousands(r.skb.outstanding_data), human_bytes(r.skb.outstanding_bytes));
+    if (r.skb.adopted_heads)
+      out << fmt::format("  adopted:   {:>10} heads first seen on a receive path (NAPI skb cache), not allocated\n",
+                         group_thousands(r.skb.adopted_heads));
     // The call path comes from the stacks: with stack sampling these are estimates.
     const char* about = r.stack_sample_rate > 1 ? "~" : "";
     for (const auto& a : r.skb.allocators)

@@ -299,6 +299,7 @@ class TracerSource final : public model::TraceSource {
   std::optional<st_sock> socket(std::uint64_t sk) const override { return t_.socket(sk); }
   std::vector<std::pair<std::uint32_t, std::uint64_t>> drops() const override { return t_.drops(); }
   std::vector<std::pair<st_drop_key, std::uint64_t>> drops_by_socket() const override { return t_.drops_by_socket(); }
+  std::vector<std::pair<st_adopt_key, st_adopt_dev>> adopted() const override { return t_.adopted(); }
   st_stats stats() const override { return t_.stats(); }
   std::vector<bpf::ProgramCost> program_costs() const override { return t_.program_costs(); }
   std::uint32_t live_capacity() const override { return t_.live_capacity(); }

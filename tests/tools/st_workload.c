@@ -12,6 +12,10 @@
  *   st_workload exec-churn [--cgroup D] --seconds S   fork + exec /bin/true, one at a time; prints "execs N"
  *   st_workload fs-walk    [--cgroup D] --seconds S --dir D   stat every entry under D, again and again;
  *                                                   prints "entries N"
+ *   st_workload unix-fork-leak [--cgroup D] --child-cgroup C --count N [--size B]
+ *       socketpair, N datagrams never read; then forks: the child (moved to C)
+ *       and the parent both keep the receiving end open (a supervisor and the
+ *       worker that should read); prints "ready SENT CHILD_PID"
  *
  * Holding modes print "ready ..." then wait until stdin closes or SIGTERM.
  * --new-netns: first enter a new network namespace (with lo up);
@@ -34,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,7 +198,40 @@ int main(int argc, char **argv)
         break; /* the receiver's queue limit (max_dgram_qlen) */
     printf("ready %ld\n", sent);
     hold();
-  } else if (strcmp(mode, "packet-hold") == 0) {
+  } else if (strcmp(mode, "unix-fork-leak") == 0) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+      die("socketpair");
+    big_rcvbuf(sv[1]);
+    int sndbuf = 1 << 30;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+    char *buf = calloc(1, size);
+    long sent = 0;
+    for (; sent < count; sent++)
+      if (send(sv[0], buf, size, MSG_DONTWAIT) < 0)
+        break;
+    int started[2];
+    if (pipe(started) != 0)
+      die("pipe");
+    pid_t child = fork();
+    if (child < 0)
+      die("fork");
+    if (child == 0) {
+      close(sv[0]); /* the worker only receives */
+      join_cgroup(opt(argc, argv, "--child-cgroup", NULL));
+      close(started[0]);
+      if (write(started[1], "x", 1) != 1)
+        die("write");
+      hold();
+      _exit(0);
+    }
+    close(started[1]);
+    char c;
+    if (read(started[0], &c, 1) != 1)
+      die("child did not start");
+    printf("ready %ld %d\n", sent, (int)child);
+    hold();
+    waitpid(child, NULL, 0);
     int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (fd < 0)
       die("socket(AF_PACKET)");

@@ -69,6 +69,8 @@ class FakeTrace final : public model::TraceSource {
   std::vector<std::pair<st_drop_key, std::uint64_t>> drops_by_socket() const override { return socket_drops; }
   st_stats stats() const override { return health; }
   std::vector<bpf::ProgramCost> program_costs() const override { return costs; }
+  std::vector<std::pair<st_adopt_key, st_adopt_dev>> adopted_devices;
+  std::vector<std::pair<st_adopt_key, st_adopt_dev>> adopted() const override { return adopted_devices; }
   std::uint32_t live_capacity() const override { return 1u << 20; }
 
   // n live objects of a bucket, allocated evenly over [age_min_s, age_max_s] ago.

@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "fake_run.hpp"
 #include "slabtrace/aggregate.hpp"
 #include "slabtrace/census.hpp"
 #include "slabtrace/model.hpp"
@@ -341,4 +342,40 @@ TEST_CASE("via: the innermost function that names the path, never an entry stub,
                            "netlink_trim", "netlink_unicast", "entry_SYSCALL_64_after_hwframe"}) == "netlink_trim");
   CHECK(slabtrace::skb_origin({"kmem_cache_alloc_noprof", "entry_SYSCALL_64_after_hwframe"}) == "?");
   CHECK(slabtrace::skb_origin({}) == "?");
+}
+
+TEST_CASE("heads adopted from the NAPI cache count in the cache table, the sk_buff section and the note",
+          "[unit][census][adopt]") {
+  model::RunSnapshot run;
+  run.duration_s = 5;
+  run.counters.buckets = {fakerun::bucket(0, "skbuff_head_cache", 30, 256, 3000, 0),
+                          fakerun::bucket(1, "kmalloc-1k", 30, 1024, 3000, 0)};
+  run.slabinfo_start = fakerun::fixture_slabinfo();
+  run.slabinfo_end = run.slabinfo_start;
+  fakerun::FakeTrace trace;
+  fakerun::FakeKernel kernel;
+  kernel.paths[30] = "/tap";
+  // 2,000 adopted on sttap0 and queued on one socket, 1,000 seen allocated
+  for (int i = 0; i < 3000; ++i) {
+    trace.add_live(0, 1, 1, 1, -1, ST_OBJ_SKB_HEAD | (i < 2000 ? ST_OBJ_SKB_ADOPTED : 0), 0xBB);
+    std::uint64_t head = trace.last_addr();
+    trace.add_live(1, 1, 1, 1, -1, ST_OBJ_SKB_DATA, head);
+  }
+  st_adopt_key key{7, 4026532288u};
+  st_adopt_dev dev{2000, {}};
+  std::strcpy(dev.name, "sttap0");
+  trace.adopted_devices = {{key, dev}};
+  model::Report r = model::aggregate(run, trace, kernel);
+  CHECK(r.skb.outstanding_heads == 3000);
+  CHECK(r.skb.adopted_heads == 2000);
+  const model::CacheReport* heads = nullptr;
+  for (const auto& c : r.caches)
+    if (c.name == "skbuff_head_cache") heads = &c;
+  REQUIRE(heads);
+  CHECK(heads->outstanding == 3000);  // one count per fact
+  REQUIRE(r.skb.adopted_by_device.size() == 1);
+  CHECK(r.skb.adopted_by_device[0].device == "sttap0");
+  bool noted = false;
+  for (const auto& n : r.notes) noted = noted || n.find("2,000 outstanding sk_buff heads were adopted") != std::string::npos;
+  CHECK(noted);
 }
