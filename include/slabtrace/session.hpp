@@ -72,6 +72,7 @@ class Session {
 
  private:
   class NodeView;
+  void prime_skb_head_cache();
   bool cache_selected(const std::string& name) const;
   std::vector<std::string> symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) const;
 

@@ -17,6 +17,7 @@
 #include "slabtrace/error.hpp"
 #include "slabtrace/human.hpp"
 #include "slabtrace/sockets.hpp"
+#include "slabtrace/unique_fd.hpp"
 
 namespace slabtrace {
 
@@ -194,6 +195,7 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
     if (auto r = range_of(symbols_, fn); r.start) t.ignore_ranges.push_back(r);
   if (!t.skb_alloc_ranges[0].start) spdlog::warn("__alloc_skb not in kallsyms: sk_buff heads and data are not paired");
   tracer_ = std::make_unique<bpf::Tracer>(t);
+  prime_skb_head_cache();
   started_ = std::chrono::steady_clock::now();
   if (options_.measure_cost) cost_sampler_ = std::make_unique<CostSampler>(*tracer_);
   for (const auto& missing : tracer_->missing_optional())
@@ -206,6 +208,17 @@ census::Census Session::take_census() {
   spdlog::debug("socket census: {} sockets, {} holding {} bytes, {} namespaces, {:.3f}s", now.sockets_seen,
                 now.sockets.size(), now.queued_bytes, now.namespaces, now.took_s);
   return now;
+}
+
+// Heads from the NAPI skb cache are adopted into the skb head cache's bucket,
+// which the BPF side learns from the first head it sees allocated
+// (bpf/napi.bpf.h): one datagram over a private socketpair allocates one.
+void Session::prime_skb_head_cache() {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) != 0) return;
+  UniqueFd sender(pair[0]), receiver(pair[1]);
+  char byte = 0;
+  if (::send(sender.get(), &byte, 1, MSG_DONTWAIT) == 1) (void)::recv(receiver.get(), &byte, 1, MSG_DONTWAIT);
 }
 
 double Session::elapsed_s() const {

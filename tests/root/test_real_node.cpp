@@ -85,11 +85,17 @@ json record_tap(Child& tap, std::vector<std::string> record_args = {}, long* wai
   std::vector<std::string> args = {"record", "--duration", "300", "--format", "json"};
   args.insert(args.end(), record_args.begin(), record_args.end());
   auto tracer = start_slabtrace(args);
+  const auto started = std::chrono::steady_clock::now();
   tap.write_stdin("\n");
   auto sent = tap.read_line(120);
   INFO(tap.err());
   REQUIRE(sent);
   REQUIRE(sent->rfind("sent ", 0) == 0);
+  // A queue is called a leak once its oldest skb has sat for half the run
+  // (and a second): wait that long after the last datagram, however slow
+  // the machine was to send them.
+  const double sending_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::max(1.0, sending_s) + 0.5));
   if (wait_read) {
     auto read = tap.read_line(300);
     REQUIRE(read);

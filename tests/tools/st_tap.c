@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 
   printf("ready %d\n", getpid());
   wait_line();
-  unsigned char frame[ETH_FRAME_LEN + 64];
+  unsigned char frame[ETH_FRAME_LEN + 64] = {0};
   size_t len = build_frame(frame, (const unsigned char *)hw.ifr_hwaddr.sa_data, size);
   for (long i = 0; i < count; i++)
     if (write(tap, frame, len) != (ssize_t)len)
