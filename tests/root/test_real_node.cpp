@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <regex>
 #include <sstream>
 
@@ -106,6 +107,16 @@ json record_tap(Child& tap, std::vector<std::string> record_args = {}, long* wai
   return finish_json(*tracer);
 }
 
+// The figures behind each scenario, for the log (and the README's table).
+void print_figures(const char* scenario, const json& report) {
+  const json* heads = find_by(report["caches"], "name", "skbuff_head_cache");
+  std::printf("figures %s: skbuff_head_cache slabinfo %+lld, cache table %llu, sk_buff section %llu, adopted %llu\n",
+              scenario, heads && !(*heads)["slabinfo"].is_null() ? (*heads)["slabinfo"]["delta"].get<long long>() : 0LL,
+              heads ? (*heads)["outstanding"].get<unsigned long long>() : 0ULL,
+              report["skb"]["outstanding_heads"].get<unsigned long long>(),
+              report["skb"]["adopted_heads"].get<unsigned long long>());
+}
+
 std::string verdicts_of(const json& report) {
   std::string all;
   for (const auto& v : report["verdicts"]) all += v.get<std::string>() + "\n";
@@ -135,6 +146,9 @@ TEST_CASE("a UDP leak older than the run: holder with every owner, kernel bytes 
   CHECK((*h)["cgroup_path"] == holder_cg.path());
   CHECK(owned_by(*h, holder.child->pid(), holder_cg.path()));
   CHECK((*h)["protocol"] == "udp");
+  std::printf("figures old-udp: ss -m r %llu, kernel_queued_bytes %llu, queued_before_start_bytes %llu\n",
+              (unsigned long long)truth, (*h)["kernel_queued_bytes"].get<unsigned long long>(),
+              (*h)["queued_before_start_bytes"].get<unsigned long long>());
   CHECK(within((*h)["kernel_queued_bytes"].get<double>(), double(truth), 0.05));
   CHECK(within((*h)["queued_before_start_bytes"].get<double>(), double(truth), 0.05));
   CHECK((*h)["queued_skbs"] == 0);  // none of it was allocated while we traced
@@ -160,6 +174,7 @@ TEST_CASE("TAP in NAPI mode (no frags) into an unread UDP socket: heads as slabi
   settle_slabinfo();
   auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--count", "30000"});
   json report = record_tap(*tap);
+  print_figures("tap-napi", report);
   const json& heads = cache_of(report, "skbuff_head_cache");
   INFO(heads.dump());
   const double delta = heads["slabinfo"]["delta"].get<double>();
@@ -186,6 +201,7 @@ TEST_CASE("TAP in NAPI frags mode into an unread UDP socket: heads from the NAPI
   settle_slabinfo();
   auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--frags", "--count", "30000"});
   json report = record_tap(*tap);
+  print_figures("tap-frags", report);
   const json& heads = cache_of(report, "skbuff_head_cache");
   INFO(heads.dump());
   const double delta = heads["slabinfo"]["delta"].get<double>();
@@ -211,6 +227,7 @@ TEST_CASE("AF_PACKET capture on a NAPI TAP: cache table, sk_buff section and ver
   // No UDP listener: the originals are dropped, the capture keeps its clones.
   auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--capture", "--no-udp", "--count", "30000"});
   json report = record_tap(*tap);
+  print_figures("tap-capture", report);
   const json& heads = cache_of(report, "skbuff_head_cache");
   INFO(heads.dump());
   const double delta = heads["slabinfo"]["delta"].get<double>();
@@ -271,6 +288,9 @@ TEST_CASE("unix datagram leak whose receiving socket is open in a parent and its
   REQUIRE(h);
   CHECK(owned_by(*h, leak->pid(), parent_cg.path()));
   CHECK((*h)["owners"].size() == 2);
+  std::printf("figures unix-fork: %zu owners, blamed pid %d (child %d, parent %d), queued_skbs %llu, kernel bytes %llu\n",
+              (*h)["owners"].size(), (*h)["pid"].get<int>(), int(child), int(leak->pid()),
+              (*h)["queued_skbs"].get<unsigned long long>(), (*h)["kernel_queued_bytes"].get<unsigned long long>());
   CHECK((*h)["pid"] == child);  // the one that should read
   CHECK((*h)["cgroup_path"] == child_cg.path());
   CHECK((*h)["queued_skbs"].get<std::uint64_t>() >= 28500);
@@ -288,6 +308,8 @@ TEST_CASE("NAPI TAP with a reader that drains 300,000 datagrams: nothing outstan
   auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--read", "--count", "300000"});
   long read = 0;
   json report = record_tap(*tap, {}, &read);
+  print_figures("tap-read", report);
+  std::printf("figures tap-read: %ld datagrams read\n", read);
   CHECK(read >= 285000);  // the reader drained what arrived (a TAP may drop a few under load)
   const json& heads = cache_of(report, "skbuff_head_cache");
   INFO(heads.dump());
