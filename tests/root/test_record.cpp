@@ -95,8 +95,10 @@ TEST_CASE("objects leave the live set when the holder exits", "[root][record]") 
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
   auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json"});
+  pid_t holder_pid = 0;
   {
     UdpHolder holder(holder_cg);
+    holder_pid = holder.child->pid();
     udp_send(sender_cg, holder.port, 20000);
     wait_udp_queue_settled(holder.port);
     std::uint64_t queued = slab_active("skbuff_head_cache");
@@ -107,7 +109,8 @@ TEST_CASE("objects leave the live set when the holder exits", "[root][record]") 
   const json* sender = find_by(report["cgroups"], "path", sender_cg.path());
   std::uint64_t left = sender ? cache_outstanding(*sender, "skbuff_head_cache") : 0;
   CHECK(left <= 200);
-  CHECK(report["skb"]["holders"].empty());
+  // The census lists other sockets on the node that hold queues; not this one.
+  for (const auto& h : report["skb"]["holders"]) CHECK(h["pid"] != holder_pid);
 }
 
 TEST_CASE("JSON report carries every contract field", "[root][record][contract]") {

@@ -231,6 +231,7 @@ int main(int argc, char **argv)
     printf("ready %ld %d\n", sent, (int)child);
     hold();
     waitpid(child, NULL, 0);
+  } else if (strcmp(mode, "packet-hold") == 0) {
     int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (fd < 0)
       die("socket(AF_PACKET)");
