@@ -9,6 +9,9 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev catch2
   iproute2 iperf3 bpftrace prometheus librsvg2-bin tmux jq python3-yaml
   qemu-system-x86 kmod cpio xz-utils zstd
+  # scripts/image.sh and tests/root/test_deploy.cpp: build the image without a
+  # registry and run it as the DaemonSet says (runc: crun refuses v1/v2 hybrids).
+  buildah podman runc
 )
 
 missing=()
