@@ -68,7 +68,12 @@ strip --strip-all -o "$rootfs/usr/bin/slabtrace" "$binary"
 # The loader's own answer for this binary: every library it maps, at the path
 # it found it (ldd runs the loader in trace mode; nothing of slabtrace runs).
 # Each is copied as a file at that path, so the image needs no ld.so.cache.
-mapfile -t libraries < <(ldd "$binary" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(0x/ { print $1 }')
+linked="$(ldd "$binary")"
+if grep -q "not found" <<<"$linked"; then
+  echo "image.sh: $binary needs libraries this machine lacks: $(grep "not found" <<<"$linked" | awk '{print $1}' | tr '\n' ' ')" >&2
+  exit 1
+fi
+mapfile -t libraries < <(awk '/=> \// { print $3 } /^\t\/[^ ]+ \(0x/ { print $1 }' <<<"$linked")
 ((${#libraries[@]})) || { echo "image.sh: ldd listed no libraries for $binary" >&2; exit 1; }
 for lib in "${libraries[@]}"; do
   mkdir -p "$rootfs$(dirname "$lib")"
@@ -88,7 +93,6 @@ container="$("${buildah[@]}" from scratch)"
   --label "org.opencontainers.image.description=Attributes kernel slab memory growth to caches, cgroups, kernel stacks and sockets" \
   --label "org.opencontainers.image.version=$version" \
   --label "org.opencontainers.image.revision=$revision" \
-  --label "io.slabtrace.kernel.needs=BTF (/sys/kernel/btf/vmlinux), tracefs; privileged, hostPID" \
   "$container"
 "${buildah[@]}" commit --quiet --rm --format oci "$container" "$tag" >/dev/null
 container=""

@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "prometheus_server.hpp"
 #include "root_helpers.hpp"
 #include "slabtrace/prometheus.hpp"
 
@@ -89,62 +90,6 @@ bool http_ok(int port, const std::string& path) {
   return res && res->status == 200;
 }
 
-// A Prometheus server of its own, on loopback, scraping slabtrace every second.
-class Prometheus {
- public:
-  Prometheus(int slabtrace_port, const std::string& rules) : dir_("/tmp/slabtrace-test-prometheus-" + std::to_string(getpid())) {
-    std::filesystem::create_directories(dir_ + "/data");
-    std::ofstream(dir_ + "/rules.yaml") << rules;
-    std::ofstream(dir_ + "/prometheus.yml") << "global:\n"
-                                                "  scrape_interval: 1s\n"
-                                                "  evaluation_interval: 1s\n"
-                                                "rule_files: [rules.yaml]\n"
-                                                "scrape_configs:\n"
-                                                "  - job_name: slabtrace\n"
-                                                "    static_configs:\n"
-                                                "      - targets: ['127.0.0.1:"
-                                             << slabtrace_port << "']\n";
-    port_ = free_port();
-    child_ = std::make_unique<Child>(std::vector<std::string>{
-        "/usr/bin/prometheus", "--config.file=" + dir_ + "/prometheus.yml", "--storage.tsdb.path=" + dir_ + "/data",
-        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"});
-  }
-  ~Prometheus() {
-    child_->signal(SIGTERM);
-    child_->finish(30);
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  int port() const { return port_; }
-
-  json api(const std::string& path, const httplib::Params& params = {}) {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(5, 0);
-    auto res = c.Get(path, params, httplib::Headers{});
-    if (!res || res->status != 200) return json();
-    return json::parse(res->body, nullptr, false);
-  }
-  // The value of a query that selects one series, or nullopt if it selects none.
-  std::optional<double> value(const std::string& query) {
-    json r = api("/api/v1/query", {{"query", query}});
-    if (!r.is_object() || r["status"] != "success" || r["data"]["result"].empty()) return std::nullopt;
-    return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
-  }
-  std::vector<json> alerts(const std::string& name) {
-    std::vector<json> out;
-    json r = api("/api/v1/alerts");
-    if (r.is_object() && r["status"] == "success")
-      for (const auto& a : r["data"]["alerts"])
-        if (a["labels"]["alertname"] == name) out.push_back(a);
-    return out;
-  }
-
- private:
-  std::string dir_;
-  int port_ = 0;
-  std::unique_ptr<Child> child_;
-};
-
 // deploy/prometheus-rules.yaml with every `for:` cut to two seconds: the same
 // expressions, evaluated within the test's time.
 std::string rules_with_short_for() {
@@ -195,7 +140,11 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   REQUIRE(eventually(300, [&] { return http_ok(serve_port, "/healthz") || !serve.running(); }));
   require_serving(serve);
 
-  Prometheus prometheus(serve_port, rules_with_short_for());
+  PrometheusServer prometheus(fmt::format("  - job_name: slabtrace\n"
+                                          "    static_configs:\n"
+                                          "      - targets: ['127.0.0.1:{}']\n",
+                                          serve_port),
+                              rules_with_short_for());
   REQUIRE(eventually(60, [&] { return http_ok(prometheus.port(), "/-/ready"); }));
   REQUIRE(eventually(30, [&] { return prometheus.value("up{job=\"slabtrace\"} == 1").has_value(); }));
 
