@@ -138,7 +138,7 @@ static __always_inline void learn_skb_head_cache(__u64 cache_key, const char *na
 
 /* The return address into __alloc_skb's caller, from the stack of a head
  * allocated in it: the frame after the first one inside __alloc_skb. */
-#define ST_SKB_SITE_FRAMES 5
+#define ST_SKB_SITE_FRAMES 12 /* the tracing plumbing and the BPF program come first */
 static __always_inline __u64 alloc_skb_return_site(void *ctx)
 {
   __u64 frames[ST_SKB_SITE_FRAMES] = {};

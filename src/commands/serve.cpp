@@ -186,7 +186,7 @@ prometheus::CgroupLabels owner_labels(const census::Owner& o) {
 prometheus::Metrics untraced_metrics() {
   prometheus::Metrics m;
   m.health.version = SLABTRACE_VERSION;
-  m.health.kernel = kernel_release();
+  m.health.kernel = procfs::kernel_release();
   m.health.attach_mode = "none";
   m.health.sample_rate = 0;
   try {
