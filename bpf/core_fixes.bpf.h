@@ -78,33 +78,32 @@ struct st_alloc_event {
   __u32 name_loc;
 };
 
+/* The four fields every allocation event has, read through format T. */
+#define ST_READ_ALLOC_FIELDS(T, ctx, e)                        \
+  do {                                                         \
+    T *ev_ = (ctx);                                            \
+    (e)->call_site = BPF_CORE_READ(ev_, call_site);            \
+    (e)->ptr = (__u64)BPF_CORE_READ(ev_, ptr);                 \
+    (e)->bytes_alloc = BPF_CORE_READ(ev_, bytes_alloc);        \
+    (e)->gfp = BPF_CORE_READ(ev_, gfp_flags);                  \
+  } while (0)
+
 static __noinline void read_kmem_cache_alloc_tp(void *ctx, struct st_alloc_event *e)
 {
+  ST_READ_ALLOC_FIELDS(struct trace_event_raw_kmem_cache_alloc, ctx, e);
   struct trace_event_raw_kmem_cache_alloc *c = ctx;
-  e->call_site = BPF_CORE_READ(c, call_site);
-  e->ptr = (__u64)BPF_CORE_READ(c, ptr);
-  e->bytes_alloc = BPF_CORE_READ(c, bytes_alloc);
-  e->gfp = BPF_CORE_READ(c, gfp_flags);
   if (bpf_core_field_exists(c->__data_loc_name))
     e->name_loc = BPF_CORE_READ(c, __data_loc_name);
 }
 
 static __noinline void read_kmalloc_tp_new(void *ctx, struct st_alloc_event *e)
 {
-  struct trace_event_raw_kmalloc *k = ctx;
-  e->call_site = BPF_CORE_READ(k, call_site);
-  e->ptr = (__u64)BPF_CORE_READ(k, ptr);
-  e->bytes_alloc = BPF_CORE_READ(k, bytes_alloc);
-  e->gfp = BPF_CORE_READ(k, gfp_flags);
+  ST_READ_ALLOC_FIELDS(struct trace_event_raw_kmalloc, ctx, e);
 }
 
 static __noinline void read_kmem_alloc_tp_old(void *ctx, struct st_alloc_event *e)
 {
-  struct trace_event_raw_kmem_alloc___x *a = ctx;
-  e->call_site = BPF_CORE_READ(a, call_site);
-  e->ptr = (__u64)BPF_CORE_READ(a, ptr);
-  e->bytes_alloc = BPF_CORE_READ(a, bytes_alloc);
-  e->gfp = BPF_CORE_READ(a, gfp_flags);
+  ST_READ_ALLOC_FIELDS(struct trace_event_raw_kmem_alloc___x, ctx, e);
 }
 
 static __always_inline void read_cache_alloc_tp(void *ctx, struct st_alloc_event *e)
