@@ -158,6 +158,11 @@ const ProgramSpec kPrograms[] = {
     {&Progs::st_tp_kfree_skb, Flavour::Tracepoint, Group::Skb, "skb", "kfree_skb", kOptional, kAnyOrder},
     {&Progs::st_tp_skb_read, Flavour::Tracepoint, Group::Skb, "skb", "skb_copy_datagram_iovec", kOptional, kAnyOrder},
     {&Progs::st_tp_data_ready, Flavour::Tracepoint, Group::Skb, "sock", "sk_data_ready", kOptional, kAnyOrder},
+    // NAPI heads adopted on the receive path (napi.bpf.h).
+    {&Progs::st_btf_gro_frags, Flavour::TpBtf, Group::Skb, "net", "napi_gro_frags_entry", kOptional, kAnyOrder},
+    {&Progs::st_btf_gro_receive, Flavour::TpBtf, Group::Skb, "net", "napi_gro_receive_entry", kOptional, kAnyOrder},
+    {&Progs::st_tp_gro_frags, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_frags_entry", kOptional, kAnyOrder},
+    {&Progs::st_tp_gro_receive, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_receive_entry", kOptional, kAnyOrder},
 };
 
 bool kernel_has(const ProgramSpec& p) {
@@ -415,6 +420,15 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   }
   irq_context_ = options.irq_context;
 
+  // A program missing from the table would load and never attach: refuse.
+  {
+    std::size_t listed = std::size(kPrograms) + 2;  // + st_clock, st_layout (run, never attached)
+    std::size_t in_object = 0;
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, skel_->obj) ++in_object;
+    if (in_object != listed)
+      throw UserError(fmt::format("internal: {} BPF programs in the object, {} in the loader's table", in_object, listed));
+  }
   Flavour kmem = flavour_of(mode);
   Flavour others = mode == AttachMode::Tracepoint ? Flavour::Tracepoint : Flavour::TpBtf;
   for (const ProgramSpec& p : kPrograms) {
@@ -751,7 +765,7 @@ std::vector<std::pair<st_drop_key, std::uint64_t>> Tracer::drops_by_socket() con
 
 std::vector<std::pair<st_adopt_key, st_adopt_dev>> Tracer::adopted() const {
   std::vector<std::pair<st_adopt_key, st_adopt_dev>> out;
-  walk_hash<st_adopt_key, st_adopt_dev>(bpf_map__fd(skel_->maps.st_adopted),
+  walk_hash<st_adopt_key, st_adopt_dev>(bpf_map__fd(skel_->maps.st_adopted), "st_adopted",
                                         [&](const st_adopt_key& k, const st_adopt_dev& d) { out.emplace_back(k, d); });
   return out;
 }
