@@ -212,8 +212,9 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && size < 2 * bpf_core_type_size(struct sk_buff)) {
     /* raw_tp events carry the cache, not its name: read it once, here. */
     const char *name = ref->name;
-    if (!name && ref->cache)
-      name = BPF_CORE_READ((const struct kmem_cache *)ref->cache, name);
+    const struct kmem_cache *s = (const struct kmem_cache *)ref->cache;
+    if (!name && s)
+      name = BPF_CORE_READ(s, name);
     learn_skb_head_cache(cache_key, name, size);
   }
 
