@@ -48,28 +48,27 @@ struct CgroupFigures {
   std::uint64_t outstanding_bytes() const;
 };
 
-// A socket whose receive queue holds sk_buffs slabtrace saw queued.
-struct SkbHolderFigures {
+// What names a socket in a series, the same for the tracer's holders and the
+// census's queues: inode, netns, protocol and the owner a verdict blames.
+struct SocketIdentity {
   std::uint64_t socket_inode = 0;
   std::uint64_t netns = 0;
-  std::string protocol;           // "udp", "unix-dgram", "packet-raw", ...
-  std::optional<std::uint32_t> pid;  // first process holding it; none if no process does
+  std::string protocol;              // "udp", "unix-dgram", "packet-raw", ...
+  std::optional<std::uint32_t> pid;  // the owner a verdict blames (census::blamed_owner); none if no process holds it
   std::string comm;
-  CgroupLabels owner;             // the socket's cgroup and its pod; cgroup "other": the folded rest
+  CgroupLabels owner;                // the blamed owner's cgroup and pod; cgroup "other": the folded rest
+};
+
+// A socket whose receive queue holds sk_buffs slabtrace saw queued.
+struct SkbHolderFigures : SocketIdentity {
   std::uint64_t queued_objects = 0;
   std::uint64_t queued_bytes = 0;  // truesize
 };
 
 // A socket queue from the census: every socket holding sk_buffs now, whoever
 // allocated them (no BPF needed; also while serve only watches).
-struct SocketQueueFigures {
-  std::uint64_t socket_inode = 0;
-  std::uint64_t netns = 0;
-  std::string protocol;
-  std::optional<std::uint32_t> pid;  // the owner a verdict blames (census::blamed_owner)
-  std::string comm;
+struct SocketQueueFigures : SocketIdentity {
   std::uint64_t owners = 0;          // processes holding it
-  CgroupLabels owner;                // the blamed owner's cgroup and pod; cgroup "other": the folded rest
   std::uint64_t receive_queue_bytes = 0;
   std::uint64_t backlog_bytes = 0;
   std::uint64_t write_queue_bytes = 0;

@@ -196,26 +196,8 @@ void write_cgroups(Exposition& out, const std::vector<CgroupFigures>& cgroups) {
                                   [](const CacheFigures& f) { return f.frees; });
 }
 
-LabelSet holder_labels(const SkbHolderFigures& h) {
-  LabelSet l;
-  if (h.owner.cgroup == kOther) return l.add("socket_inode", kOther).add("cgroup", kOther);
-  l.add("socket_inode", std::to_string(h.socket_inode))
-      .add("netns", h.netns ? std::to_string(h.netns) : "")
-      .add("protocol", h.protocol)
-      .add("pid", h.pid ? std::to_string(*h.pid) : "")
-      .add("comm", h.comm);
-  return l.add(h.owner);
-}
-
-void write_skb_holders(Exposition& out, const std::vector<SkbHolderFigures>& holders) {
-  out.family("slabtrace_skb_queued_bytes", "gauge",
-             "Truesize of the sk_buffs slabtrace saw queued on a socket that are still live, by socket.");
-  for (const auto& h : holders) out.sample(holder_labels(h), h.queued_bytes);
-  out.family("slabtrace_skb_queued_objects", "gauge", "sk_buffs slabtrace saw queued on a socket that are still live.");
-  for (const auto& h : holders) out.sample(holder_labels(h), h.queued_objects);
-}
-
-LabelSet socket_labels(const SocketQueueFigures& s) {
+// One label set for a socket, whichever family of series it is in.
+LabelSet socket_labels(const SocketIdentity& s) {
   LabelSet l;
   if (s.owner.cgroup == kOther) return l.add("socket_inode", kOther).add("cgroup", kOther);
   l.add("socket_inode", std::to_string(s.socket_inode))
@@ -225,6 +207,15 @@ LabelSet socket_labels(const SocketQueueFigures& s) {
       .add("comm", s.comm);
   return l.add(s.owner);
 }
+
+void write_skb_holders(Exposition& out, const std::vector<SkbHolderFigures>& holders) {
+  out.family("slabtrace_skb_queued_bytes", "gauge",
+             "Truesize of the sk_buffs slabtrace saw queued on a socket that are still live, by socket.");
+  for (const auto& h : holders) out.sample(socket_labels(h), h.queued_bytes);
+  out.family("slabtrace_skb_queued_objects", "gauge", "sk_buffs slabtrace saw queued on a socket that are still live.");
+  for (const auto& h : holders) out.sample(socket_labels(h), h.queued_objects);
+}
+
 
 void write_socket_census(Exposition& out, const SocketCensusFigures& census, std::size_t top) {
   out.family("slabtrace_socket_queues_bytes", "gauge",
