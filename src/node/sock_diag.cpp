@@ -88,6 +88,15 @@ void for_each_attribute(const nlmsghdr* message, std::size_t reply_header, OnAtt
   }
 }
 
+// The errno of a netlink status: 0 or a negated errno from the kernel. Any
+// other value (positive, or beyond the errno range: INT_MIN cannot even be
+// negated) is a malformed reply and said as EPROTO.
+int errno_of_status(int status) {
+  if (status == 0) return 0;
+  if (status < 0 && status >= -4095) return -status;
+  return EPROTO;
+}
+
 template <typename T>
 T payload_as(const void* payload, std::size_t length) {
   T value{};
@@ -347,11 +356,11 @@ DiagDumpEnd parse_diag_dump(std::string_view bytes, const DiagQuery& query, std:
     if (header.nlmsg_type == NLMSG_DONE) {
       // A dump that failed half-way says so in NLMSG_DONE's payload.
       int status = header.nlmsg_len >= NLMSG_LENGTH(sizeof(int)) ? payload_as<int>(NLMSG_DATA(message), sizeof(int)) : 0;
-      return {true, status < 0 ? -status : 0};
+      return {true, status > 0 ? 0 : errno_of_status(status)};
     }
     if (header.nlmsg_type == NLMSG_ERROR) {
       auto error = payload_as<nlmsgerr>(NLMSG_DATA(message), header.nlmsg_len - NLMSG_HDRLEN);
-      return {true, -error.error};
+      return {true, errno_of_status(error.error)};
     }
     if (header.nlmsg_type != SOCK_DIAG_BY_FAMILY || header.nlmsg_len < NLMSG_LENGTH(reply_size(query.family))) continue;
     switch (query.family) {

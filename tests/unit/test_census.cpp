@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -152,6 +153,12 @@ TEST_CASE("sock_diag dumps cut short, errors and garbage end the parse without a
   DiagDumpEnd end = parse_diag_dump(bytes, {AF_PACKET, 0}, kNetns, out);
   CHECK(end.done);
   CHECK(end.error == ENOENT);
+  // An error or status that is no errno (fuzz: INT_MIN cannot be negated) is EPROTO.
+  for (int status : {std::numeric_limits<int>::min(), -5000, 7}) {
+    error.error.error = status;
+    bytes.assign(reinterpret_cast<const char*>(&error), sizeof error);
+    CHECK(parse_diag_dump(bytes, {AF_PACKET, 0}, kNetns, out).error == EPROTO);
+  }
 
   // A reply message too short for its family is skipped, the rest still read.
   nlmsghdr tiny{};
