@@ -156,6 +156,39 @@ class FakeKernel final : public model::KernelView {
   const std::map<std::uint32_t, std::string>& drop_reasons() override { return reasons; }
 };
 
+// An inet socket at kernel address `sk` that the tracer saw skbs queued on,
+// and the node's view of it (sock_diag, /proc): `queued` bytes in its receive
+// queue. protocol: "udp" or "tcp". Returns the node's entry (owners are the
+// test's to add).
+inline sockets::SocketInfo& add_inet_socket(FakeTrace& trace, FakeKernel& kernel, std::uint64_t sk, std::uint64_t inode,
+                                            const std::string& protocol, std::uint64_t queued, std::uint64_t netns = 0) {
+  const bool udp = protocol == "udp";
+  st_sock s{};
+  s.inode = inode;
+  s.netns = netns;
+  s.family = 2;          // AF_INET
+  s.type = udp ? 2 : 1;  // SOCK_DGRAM, SOCK_STREAM
+  s.protocol = udp ? 17 : 6;
+  trace.socks[sk] = s;
+  sockets::SocketInfo info;
+  info.inode = inode;
+  info.family = "inet";
+  info.protocol = protocol;
+  info.rx_queue_bytes = queued;
+  return kernel.sockets_by_inode[inode] = info;
+}
+
+// A UDP socket's holder as the report names it: the blamed process and its cgroup.
+inline model::SkbHolder udp_holder(std::uint64_t inode, int pid, const std::string& comm, const std::string& cgroup_path) {
+  model::SkbHolder h;
+  h.socket_inode = inode;
+  h.protocol = "udp";
+  h.pid = pid;
+  h.comm = comm;
+  h.cgroup_path = cgroup_path;
+  return h;
+}
+
 // A bucket of the final counters: `tracked` objects seen allocated, `ended` of them freed.
 inline model::Bucket bucket(std::uint32_t index, const std::string& cache, std::uint64_t cgroup, std::uint32_t size,
                             std::uint64_t tracked, std::uint64_t ended) {

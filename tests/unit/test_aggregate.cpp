@@ -39,20 +39,8 @@ struct UdpLeak {
       std::uint64_t head = trace.last_addr();
       trace.add_live(1, 1, 9.0, 9.0, -1, ST_OBJ_SKB_DATA, head);
     }
-    st_sock sk{};
-    sk.inode = 18884;
-    sk.netns = 4026531840;
-    sk.family = 2;  // AF_INET
-    sk.type = 2;    // SOCK_DGRAM
-    sk.protocol = 17;
-    trace.socks[0xAA] = sk;
-    sockets::SocketInfo info;
-    info.inode = 18884;
-    info.family = "inet";
-    info.protocol = "udp";
-    info.rx_queue_bytes = n * 1280;
-    info.owners = {{4242, "leaky", 4026531840, "/kubepods.slice/pod1/cri-containerd-abc"}};
-    kernel.sockets_by_inode[18884] = info;
+    add_inet_socket(trace, kernel, 0xAA, 18884, "udp", n * 1280, 4026531840).owners = {
+        {4242, "leaky", 4026531840, "/kubepods.slice/pod1/cri-containerd-abc"}};
   }
 };
 

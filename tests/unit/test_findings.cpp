@@ -245,18 +245,7 @@ TEST_CASE("findings: a steady sk_buff leak into an unread socket is an skb_leak 
   s.buckets.push_back({1, "kmalloc-1k", 25, 1024, linear(5000), 10.0, 0.0, ST_OBJ_SKB_DATA, 0});
   s.kernel["skbuff_head_cache"] = [](double t) { return std::int64_t(5000 * t); };
   s.kernel["kmalloc-1k"] = [](double t) { return std::int64_t(5000 * t); };
-  st_sock sk{};
-  sk.inode = 555;
-  sk.family = 2;
-  sk.type = 2;
-  sk.protocol = 17;
-  s.trace.socks[0xAA] = sk;
-  sockets::SocketInfo info;
-  info.inode = 555;
-  info.protocol = "udp";
-  info.rx_queue_bytes = 50000ull * 1280;
-  info.owners = {{4242, "leaky", 0, "/slabtrace-test-holder"}};
-  s.node.sockets_by_inode[555] = info;
+  add_inet_socket(s.trace, s.node, 0xAA, 555, "udp", 50000ull * 1280).owners = {{4242, "leaky", 0, "/slabtrace-test-holder"}};
   Report r = s.report();
   auto skb = of_kind(r, FindingKind::skb_leak);
   REQUIRE(skb.size() == 1);
@@ -276,17 +265,7 @@ TEST_CASE("findings: in-flight TCP sk_buffs are no leak, however many", "[unit][
   Scenario s;
   s.buckets.push_back({0, "skbuff_head_cache", 1, 256, plateau(200000, 0.05), 0.05, 0.0, ST_OBJ_SKB_HEAD, 0xBB});
   s.kernel["skbuff_head_cache"] = [](double) { return 40; };
-  st_sock sk{};
-  sk.inode = 777;
-  sk.family = 2;
-  sk.type = 1;
-  sk.protocol = 6;
-  s.trace.socks[0xBB] = sk;
-  sockets::SocketInfo info;
-  info.inode = 777;
-  info.protocol = "tcp";
-  info.rx_queue_bytes = 300000;
-  s.node.sockets_by_inode[777] = info;
+  add_inet_socket(s.trace, s.node, 0xBB, 777, "tcp", 300000);
   Report r = s.report();
   CHECK(r.skb.outstanding_heads == 10000);  // the old verdict fired at 1,000
   CHECK(no_leak(r));
@@ -296,12 +275,7 @@ TEST_CASE("findings: in-flight TCP sk_buffs are no leak, however many", "[unit][
 TEST_CASE("findings: a queue that holds sk_buffs from before the run is a leak without any trend", "[unit][findings]") {
   Scenario s;
   Report base = s.report();
-  SkbHolder h;
-  h.socket_inode = 9;
-  h.protocol = "udp";
-  h.pid = 12;
-  h.comm = "stuck";
-  h.cgroup_path = "/slabtrace-test-old";
+  SkbHolder h = udp_holder(9, 12, "stuck", "/slabtrace-test-old");
   h.cgroup_id = 99;
   h.kernel_queued_bytes = 64ull << 20;
   h.kernel_queued_skbs = 50000;

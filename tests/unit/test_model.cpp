@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
+#include "fake_run.hpp"
 #include "slabtrace/crosscheck.hpp"
 #include "slabtrace/output.hpp"
 #include "slabtrace/session.hpp"
@@ -14,21 +15,6 @@ namespace {
 
 std::uint64_t kmalloc(std::uint32_t kind, std::uint32_t size) {
   return (std::uint64_t(kind) << ST_KEY_KIND_SHIFT) | size;
-}
-
-Bucket bucket(std::uint32_t index, const std::string& cache, std::uint64_t cgroup, std::uint64_t tracked,
-              std::uint64_t ended, std::uint64_t allocs) {
-  Bucket b;
-  b.index = index;
-  b.cache = cache;
-  b.cgroup_id = cgroup;
-  b.object_size = 256;
-  b.counts.allocs = allocs;
-  b.counts.tracked = tracked;
-  b.counts.tracked_bytes = tracked * 256;
-  b.counts.ended[ST_END_FREE] = ended;
-  b.counts.ended_bytes = ended * 256;
-  return b;
 }
 
 // The seed incident, small: 50,000 skbs from one cgroup, held by one socket.
@@ -57,12 +43,7 @@ Report leak_report() {
   r.skb.outstanding_data = 50000;
   r.skb.outstanding_bytes = heads.outstanding_bytes + data.outstanding_bytes;
   r.skb.allocators = {{25, g.path, "udp_sendmsg", 50000}};
-  SkbHolder h;
-  h.socket_inode = 18884;
-  h.protocol = "udp";
-  h.pid = 4242;
-  h.comm = "leaky";
-  h.cgroup_path = "/kubepods.slice/pod2";
+  SkbHolder h = fakerun::udp_holder(18884, 4242, "leaky", "/kubepods.slice/pod2");
   h.queued_skbs = 50000;
   r.skb.holders = {h};
   return r;
@@ -118,8 +99,8 @@ TEST_CASE("rates between snapshots: growth per second per cgroup and cache", "[u
   Snapshot before, after;
   before.elapsed_s = 1;
   after.elapsed_s = 3;
-  before.buckets = {bucket(0, "skbuff_head_cache", 25, 1000, 0, 1000), bucket(1, "filp", 1, 50, 50, 50)};
-  after.buckets = {bucket(0, "skbuff_head_cache", 25, 11000, 0, 11000), bucket(1, "filp", 1, 50, 50, 50)};
+  before.buckets = {fakerun::bucket(0, "skbuff_head_cache", 25, 256, 1000, 0), fakerun::bucket(1, "filp", 1, 256, 50, 50)};
+  after.buckets = {fakerun::bucket(0, "skbuff_head_cache", 25, 256, 11000, 0), fakerun::bucket(1, "filp", 1, 256, 50, 50)};
   Rates r = compute_rates(&before, after, 1);
   CHECK(r.interval_s == Approx(2.0));
   REQUIRE(r.cgroups.size() == 2);
