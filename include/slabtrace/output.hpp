@@ -39,6 +39,10 @@ std::string workload_label(const k8s::Workload& workload);
 nlohmann::json holder_json(const model::SkbHolder& holder);
 nlohmann::json owner_json(const census::Owner& owner);
 nlohmann::json census_json(const model::SocketCensusSummary& census);
+// The processes a socket is open in, for record's and doctor's text: one line,
+// `indent` spaces in, "open in: pid 7 (a) in /x, pid 8 (b) in /y" (at most 8,
+// then "and N more"); "" when it is open in one process or none.
+std::string open_in_line(const std::vector<census::Owner>& owners, std::size_t indent);
 
 // The stream's census line ("slabtrace.sockets/v1"): every socket holding at
 // least `min_bytes`, largest first, at most `top`, as skb.holders[] entries;

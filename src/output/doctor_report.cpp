@@ -124,13 +124,7 @@ void write_sockets(const DoctorReport& report, std::ostream& out) {
     out << fmt::format("  {:>10}  {}", human_bytes(s.queued_bytes()), census::describe(census::label_of(s), c.home_netns));
     if (s.queued_skbs) out << fmt::format(", {}{} skbs", s.queued_skbs_estimated ? "~" : "", group_thousands(*s.queued_skbs));
     out << "\n";
-    if (s.owners.size() > 1) {
-      out << "              open in:";
-      for (std::size_t i = 0; i < s.owners.size() && i < 8; ++i)
-        out << fmt::format("{} pid {} ({}) in {}", i ? "," : "", s.owners[i].pid, s.owners[i].comm, s.owners[i].cgroup_path);
-      if (s.owners.size() > 8) out << fmt::format(" and {} more", s.owners.size() - 8);
-      out << "\n";
-    }
+    out << output::open_in_line(s.owners, 14);
   }
 }
 

@@ -35,6 +35,15 @@ void write_stack(const model::StackReport& s, std::ostream& out, std::size_t max
 
 }  // namespace
 
+std::string open_in_line(const std::vector<census::Owner>& owners, std::size_t indent) {
+  if (owners.size() <= 1) return "";
+  std::string line = std::string(indent, ' ') + "open in:";
+  for (std::size_t i = 0; i < owners.size() && i < 8; ++i)
+    line += fmt::format("{} pid {} ({}) in {}", i ? "," : "", owners[i].pid, owners[i].comm, owners[i].cgroup_path);
+  if (owners.size() > 8) line += fmt::format(" and {} more", owners.size() - 8);
+  return line + "\n";
+}
+
 void write_report_text(const model::Report& r, std::ostream& out) {
   out << fmt::format("slabtrace: {:.1f}s on Linux {} ({}, sample 1/{})\n\n", r.duration_s, r.kernel, r.attach_mode,
                      r.sample_rate);
@@ -102,13 +111,7 @@ void write_report_text(const model::Report& r, std::ostream& out) {
       if (h.queued_before_start_bytes.value_or(0) > 0)
         out << fmt::format(", {} of it queued before slabtrace started", human_bytes(*h.queued_before_start_bytes));
       out << "\n";
-      if (h.owners.size() > 1) {
-        out << "             open in:";
-        for (std::size_t i = 0; i < h.owners.size() && i < 8; ++i)
-          out << fmt::format("{} pid {} ({}) in {}", i ? "," : "", h.owners[i].pid, h.owners[i].comm, h.owners[i].cgroup_path);
-        if (h.owners.size() > 8) out << fmt::format(" and {} more", h.owners.size() - 8);
-        out << "\n";
-      }
+      out << open_in_line(h.owners, 13);
     }
     if (r.skb.census)
       out << fmt::format("  census:    {} sockets hold {} in their queues ({} sockets in {} network namespace{}, {:.2f}s)\n",

@@ -270,3 +270,28 @@ TEST_CASE("sampling error bound: 95 % half-width of a scaled count", "[unit][mod
   double large = double(error95(10000, 64)) / (10000.0 * 64);
   CHECK(large == Approx(small / 10).epsilon(0.01));
 }
+
+TEST_CASE("record and doctor list the processes a shared socket is open in", "[unit][model][text]") {
+  Report r = leak_report();
+  auto& h = r.skb.holders[0];
+  auto owner = [](int pid, const char* comm, const char* cgroup) {
+    census::Owner o;
+    o.pid = pid;
+    o.comm = comm;
+    o.cgroup_path = cgroup;
+    return o;
+  };
+  h.owners = {owner(4242, "leaky", "/kubepods.slice/pod2")};
+  std::ostringstream one;
+  output::write_report_text(r, one);
+  CHECK(one.str().find("open in:") == std::string::npos);  // the blamed process alone: already named
+
+  for (int pid = 4243; pid < 4252; ++pid) h.owners.push_back(owner(pid, "child", "/kubepods.slice/pod2/child"));
+  std::ostringstream many;
+  output::write_report_text(r, many);
+  CHECK(many.str().find("\n             open in: pid 4242 (leaky) in /kubepods.slice/pod2, pid 4243 (child) in "
+                        "/kubepods.slice/pod2/child,") != std::string::npos);
+  CHECK(many.str().find(", pid 4249 (child) in /kubepods.slice/pod2/child and 2 more\n") != std::string::npos);
+  CHECK(output::open_in_line(h.owners, 2).rfind("  open in: pid 4242 (leaky)", 0) == 0);
+  CHECK(output::open_in_line({}, 2).empty());
+}
