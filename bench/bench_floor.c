@@ -1,7 +1,7 @@
 /* bench_floor: attaches the empty programs of floor.bpf.c, prints "ready" once
  * they are attached, and detaches when stdin closes or on SIGTERM/SIGINT
- * (the same contract as st_workload's holding modes, so run.sh drives both
- * alike). -v shows libbpf's debug log. */
+ * (the same contract as st_workload's holding modes, so the harness,
+ * bench/harness, drives both alike). -v shows libbpf's debug log. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>

@@ -1,7 +1,8 @@
 #pragma once
-// The model: what the BPF maps say, turned into caches, cgroups, stacks and
-// sk_buff holders with names a person recognises. No I/O here beyond what the
-// injected resolvers do, so every piece can be tested with made-up snapshots.
+// The model's types and arithmetic: what the BPF maps say, turned into caches,
+// cgroups, stacks and sk_buff holders with names a person recognises (the
+// Report; aggregate.hpp builds it). No I/O here, so every piece can be tested
+// with made-up snapshots.
 #include <array>
 #include <cstdint>
 #include <map>

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   stk->add_option("-o,--output", stacks.output, "write to FILE");
 
   commands::StreamOptions stream;
-  auto* str = app.add_subcommand("stream", "per-cgroup leak rates every interval, one NDJSON line per cgroup");
+  auto* str = app.add_subcommand("stream", "per-cgroup leak rates every interval, one NDJSON line per cgroup (and one of the sockets holding queues)");
   add_tracer_options(str, stream.common);
   str->add_option("-i,--interval", stream.interval_s, "seconds between lines")->check(kPositive);
   str->add_option("-d,--duration", stream.duration_s, "stop after this many seconds (default: until Ctrl-C)")

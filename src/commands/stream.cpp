@@ -1,4 +1,5 @@
-// stream: read the per-bucket counters every interval and write rates as NDJSON.
+// stream: read the per-bucket counters every interval and write rates as NDJSON,
+// with a line of the sockets that hold queues (the census) when any does.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
