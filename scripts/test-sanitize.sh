@@ -12,7 +12,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build=${SANITIZE_BUILD:-$root/build-sanitize}
 started=$(date +%s)
 
-cmake -S "$root" -B "$build" -DSLABTRACE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# clang-14 (as for the fuzz targets): it builds this tree in ~2/5 of g++'s time
+# with the sanitizers on. -O1 and line tables only: enough for ASan's and
+# UBSan's stacks to name file:line, and the cheapest build that keeps them.
+flags="-O1 -gline-tables-only"
+CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DSLABTRACE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="$flags" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" >/dev/null
 cmake --build "$build" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- |^gmake|Built target' || true
 test -x "$build/slabtrace"
 built=$(date +%s)
