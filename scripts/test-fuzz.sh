@@ -17,7 +17,11 @@ build=${FUZZ_BUILD:-$root/build-fuzz}
 started=$(date +%s)
 
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DSLABTRACE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target fuzz_all -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- |^gmake|Built target' || true
+# A failed build fails the run (pipefail): grep printing nothing does not.
+if ! cmake --build "$build" --target fuzz_all -j"$(nproc)" 2>&1 | { grep -vE '^\[ *[0-9]+%\]|^-- |^gmake|Built target' || true; }; then
+  echo "fuzz: the build failed" >&2
+  exit 1
+fi
 built=$(date +%s)
 
 targets=("$@")

@@ -18,7 +18,11 @@ started=$(date +%s)
 flags="-O1 -gline-tables-only"
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DSLABTRACE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="$flags" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" >/dev/null
-cmake --build "$build" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- |^gmake|Built target' || true
+# A failed build fails the run (pipefail): grep printing nothing does not.
+if ! cmake --build "$build" -j"$(nproc)" 2>&1 | { grep -vE '^\[ *[0-9]+%\]|^-- |^gmake|Built target' || true; }; then
+  echo "sanitize: the build failed" >&2
+  exit 1
+fi
 test -x "$build/slabtrace"
 built=$(date +%s)
 
