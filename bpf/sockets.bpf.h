@@ -9,6 +9,7 @@
 
 #include "slabtrace/bpf_shared.h"
 #include "percpu.bpf.h"
+#include "socket_inode.bpf.h"
 
 /* Allocated as sockets appear (once per socket per run), not up front. */
 struct {
@@ -39,16 +40,6 @@ static __always_inline void unqueue(__u64 sk)
   struct st_sock *so = bpf_map_lookup_elem(&st_socks, &sk);
   if (so)
     __sync_fetch_and_add(&so->queued, -1);
-}
-
-static __always_inline __u64 socket_inode(const struct sock *sk)
-{
-  struct socket *sock = BPF_CORE_READ(sk, sk_socket);
-  if (!sock)
-    return 0;
-  /* A socket's inode sits right after it in struct socket_alloc. */
-  struct inode *ino = (void *)sock + bpf_core_field_offset(struct socket_alloc, vfs_inode);
-  return BPF_CORE_READ(ino, i_ino);
 }
 
 static __always_inline struct st_sock *socket_entry(const struct sock *sk)

@@ -11,7 +11,8 @@
 //     fmt::print("{}: {}\n", census::describe(census::label_of(s), now.home_netns), s.queued_bytes());
 //
 // Without root only the caller's own processes and network namespace are seen;
-// census.warnings says so.
+// census.warnings says so. Exact skb counts need the BPF socket iterators
+// (census_iter.hpp, root): ScanOptions::count_skbs.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -113,11 +114,18 @@ Census build_census(const std::vector<sockets::SocketInfo>& sockets, OwnerResolv
 // Scans the node (every network namespace unless options say otherwise).
 Census take_census(OwnerResolver& owners, const sockets::ScanOptions& options = {});
 
+class SkbIterators;  // census_iter.hpp
+
 // The census for a command without a tracing session (serve while it only
 // watches, doctor): finds the cgroup2 mount, names pods from the kubelet's logs.
 class NodeCensus {
  public:
-  explicit NodeCensus(k8s::LogDirs kubelet_logs = {});
+  // With `exact_skb_counts`, loads the BPF socket iterators (census_iter.hpp)
+  // for as long as it lives; where they cannot load (not root), the census
+  // has sock_diag's bytes only.
+  explicit NodeCensus(k8s::LogDirs kubelet_logs = {}, bool exact_skb_counts = false);
+  ~NodeCensus();
+  // Counts skbs with the iterators when options.count_skbs is empty.
   Census take(const sockets::ScanOptions& options = {});
   // Resolves owners (of a socket that holds nothing, say) the same way.
   std::vector<Owner> resolve(const std::vector<sockets::Owner>& processes) { return owners_.resolve(processes); }
@@ -125,6 +133,7 @@ class NodeCensus {
  private:
   std::unique_ptr<k8s::PodNames> pod_names_;  // the resolver points to it
   OwnerResolver owners_;
+  std::unique_ptr<SkbIterators> iterators_;
 };
 
 // What names a socket in a line of text, whoever built it.

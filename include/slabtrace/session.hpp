@@ -65,8 +65,12 @@ class Session {
   const SessionOptions& options() const { return options_; }
   bpf::Tracer& tracer() { return *tracer_; }
   const symbols::KernelSymbols& symbols() const { return symbols_; }
-  // The socket census now (every namespace), owners named the session's way.
+  // The socket census now (every namespace), owners named the session's way,
+  // with exact skb counts where the BPF socket iterators loaded.
   census::Census take_census();
+  // Those iterators for another census (serve's while it traces); empty
+  // where they did not load. Valid while the session lives.
+  sockets::SkbCounter skb_counter() const;
   // The one taken before the tracer attached: what predates the run.
   const census::Census& census_at_start() const { return census_start_; }
 
@@ -88,6 +92,7 @@ class Session {
   std::unordered_map<std::uint64_t, std::string> path_cache_;
   k8s::PodNames pod_names_;
   census::OwnerResolver owners_;
+  std::unique_ptr<census::SkbIterators> skb_iterators_;
   census::Census census_start_;
   std::unique_ptr<CostSampler> cost_sampler_;  // declared last: stops before the tracer goes
 };

@@ -131,9 +131,12 @@ struct QueueAccounting : SocketId {
   // one (exact for socketpairs and connected senders; a sender that uses
   // sendto() without connect(), or has closed, is not seen).
   std::uint64_t queued_bytes = 0;
-  // Number of skbs queued, where the kernel lets us know it: unix listeners
-  // (pending connections) exactly; unix datagram sockets estimated (below).
-  // The kernel exposes no count for inet or packet sockets.
+  // Number of skbs queued (receive queue, backlog and write queue), where the
+  // kernel lets us know it: from BPF socket iterators exactly for UDP, TCP,
+  // unix (5.17+) and netlink sockets (merge_skb_counts); without them, unix
+  // listeners (pending connections) exactly and unix datagram sockets
+  // estimated (below). sock_diag exposes no count for inet or packet sockets,
+  // and packet sockets have no iterator: unknown.
   std::optional<std::uint64_t> queued_skbs;
   // For unix datagram sockets the kernel reports only the length of the *first*
   // queued datagram (udiag_rqueue), not a count; queued_skbs is then
@@ -181,6 +184,49 @@ DiagDumpEnd parse_diag_dump(std::string_view bytes, const DiagQuery& query, std:
 // The name of a netlink protocol: 0 -> "netlink-route", 15 -> "netlink-uevent".
 std::string netlink_protocol(unsigned protocol);
 
+// ---------------------------------------------------------------------------
+// Exact sk_buff counts, from BPF socket iterators (census_iter.hpp): the
+// kernel's own queue lengths (qlen), where sock_diag gives only bytes.
+
+// The tables an iterator walks. UDP-Lite, raw and packet sockets have none.
+enum class SkbCountKind : unsigned { Udp = 1, Tcp = 2, Unix = 4, Netlink = 8 };
+
+// One socket with anything queued, as an iterator found it.
+struct SkbCount {
+  std::uint64_t inode = 0;
+  std::uint64_t netns = 0;
+  SkbCountKind kind = SkbCountKind::Udp;
+  std::uint32_t receive = 0;  // receive queue (UDP: with its reader queue)
+  std::uint32_t backlog = 0;
+  std::uint32_t write = 0;
+  // false: a lower bound only (TCP skbs awaiting an ack or out of order sit in
+  // rbtrees without a count; a backlog longer than the iterator walks).
+  bool exact = true;
+  std::uint64_t total() const { return std::uint64_t(receive) + backlog + write; }
+};
+
+// What the iterators found in one namespace. A socket of a kind in `kinds`
+// that is not listed had nothing queued when its table was walked.
+struct SkbCountScan {
+  std::uint64_t netns = 0;
+  unsigned kinds = 0;  // SkbCountKind bits of the iterators that ran
+  std::vector<SkbCount> sockets;
+  std::vector<std::string> warnings;
+  bool covers(SkbCountKind kind) const { return (kinds & unsigned(kind)) != 0; }
+};
+
+// Counts in the calling thread's network namespace (whose inode is `netns`).
+using SkbCounter = std::function<SkbCountScan(std::uint64_t netns)>;
+
+// The iterator kind that walks a socket of this family and protocol, if any.
+std::optional<SkbCountKind> skb_count_kind(const SocketId& socket);
+
+// Sets queued_skbs from the iterators' counts (after attribute_unix_queues):
+// exact, not estimated, for every socket whose table was walked in its
+// namespace; unknown where the count is only a lower bound. Sockets no
+// iterator covers keep what sock_diag said. Pure.
+void merge_skb_counts(std::vector<QueueAccounting>& sockets, const std::vector<SkbCountScan>& scans);
+
 struct AccountingScan {
   std::vector<QueueAccounting> sockets;
   std::vector<std::string> warnings;  // one line per family or namespace that could not be read
@@ -191,8 +237,10 @@ struct AccountingScan {
 // stays where it is; entering another namespace needs CAP_SYS_ADMIN. Failures
 // (not permitted, family not built into the kernel) become warnings; unix
 // queued_bytes / queued_skbs are filled in across all the namespaces (a unix
-// peer may live in another one).
-AccountingScan query_queue_accounting(const std::vector<NetnsHandle>& namespaces);
+// peer may live in another one). With `count_skbs`, it runs in each namespace
+// after sock_diag and its counts are merged (merge_skb_counts).
+AccountingScan query_queue_accounting(const std::vector<NetnsHandle>& namespaces,
+                                      const SkbCounter& count_skbs = {});
 
 // Fills unix queued_bytes / queued_skbs from the senders' wmem_alloc (see
 // QueueAccounting). `datagram_truesize(len)` is the truesize of one datagram of
@@ -238,6 +286,9 @@ struct ScanOptions {
   std::string proc_root = "/proc";
   bool all_namespaces = true;     // false: only the caller's network namespace
   bool kernel_accounting = true;  // sock_diag queries (queued skbs, unix queues)
+  // With kernel_accounting: exact skb counts (census_iter.hpp's BPF iterators,
+  // root only). Empty: sock_diag's bytes, and its estimates for unix datagrams.
+  SkbCounter count_skbs;
 };
 
 class SocketInventory {

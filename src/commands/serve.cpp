@@ -226,8 +226,11 @@ class Tracing {
   bool attached() const { return bool(session_); }
   std::string attach_mode() const { return session_ ? bpf::to_string(session_->tracer().attach_mode()) : "none"; }
   prometheus::Metrics gather() {
-    // The census needs no tracer: socket queues are exported while watching too.
-    census::Census now = census_.take();
+    // The census needs no tracer: socket queues are exported while watching
+    // too, counted in skbs only while tracing (watching loads no BPF).
+    sockets::ScanOptions census_options;
+    if (session_) census_options.count_skbs = session_->skb_counter();
+    census::Census now = census_.take(census_options);
     prometheus::Metrics m = gatherer_ ? gatherer_->gather(now, census_) : untraced_metrics();
     m.socket_census = socket_census_figures(now);
     return m;

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "slabtrace/census_iter.hpp"
 #include "slabtrace/cgroups.hpp"
 #include "slabtrace/procfs.hpp"
 
@@ -136,7 +137,9 @@ Census take_census(OwnerResolver& owners, const sockets::ScanOptions& options) {
   return census;
 }
 
-NodeCensus::NodeCensus(k8s::LogDirs kubelet_logs) : pod_names_(std::make_unique<k8s::PodNames>(std::move(kubelet_logs))) {
+NodeCensus::NodeCensus(k8s::LogDirs kubelet_logs, bool exact_skb_counts)
+    : pod_names_(std::make_unique<k8s::PodNames>(std::move(kubelet_logs))) {
+  if (exact_skb_counts) iterators_ = SkbIterators::load();
   std::string mount;
   if (std::ifstream in("/proc/self/mountinfo"); in) {
     try {
@@ -148,7 +151,14 @@ NodeCensus::NodeCensus(k8s::LogDirs kubelet_logs) : pod_names_(std::make_unique<
   owners_ = OwnerResolver::for_node(mount, pod_names_.get());
 }
 
-Census NodeCensus::take(const sockets::ScanOptions& options) { return take_census(owners_, options); }
+NodeCensus::~NodeCensus() = default;
+
+Census NodeCensus::take(const sockets::ScanOptions& options) {
+  if (!iterators_ || options.count_skbs) return take_census(owners_, options);
+  sockets::ScanOptions counted = options;
+  counted.count_skbs = iterators_->counter();
+  return take_census(owners_, counted);
+}
 
 SocketLabel label_of(const QueuedSocket& socket) {
   SocketLabel label;

@@ -141,24 +141,31 @@ void parse_inet(const nlmsghdr* message, const DiagQuery& query, std::uint64_t n
   out.push_back(std::move(socket));
 }
 
-void parse_packet(const nlmsghdr* message, std::uint64_t netns, std::vector<QueueAccounting>& out) {
-  auto reply = payload_as<packet_diag_msg>(NLMSG_DATA(message), sizeof(packet_diag_msg));
-  QueueAccounting socket(SocketId{reply.pdiag_ino, netns, "packet", packet_protocol(reply.pdiag_type)});
-  for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
-    if (type == PACKET_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
+// Packet and netlink replies say no more than who the socket is and its
+// meminfo: the socket's own rmem_alloc is its queue.
+void parse_meminfo_reply(const nlmsghdr* message, std::size_t reply_header, int meminfo_attribute, SocketId id,
+                         std::vector<QueueAccounting>& out) {
+  QueueAccounting socket(std::move(id));
+  for_each_attribute(message, reply_header, [&](int type, const void* payload, std::size_t length) {
+    if (type == meminfo_attribute) apply_meminfo(meminfo_from(payload, length), socket);
   });
   socket.queued_bytes = socket.rmem_alloc_bytes;
   out.push_back(std::move(socket));
 }
 
+void parse_packet(const nlmsghdr* message, std::uint64_t netns, std::vector<QueueAccounting>& out) {
+  auto reply = payload_as<packet_diag_msg>(NLMSG_DATA(message), sizeof(packet_diag_msg));
+  parse_meminfo_reply(message, sizeof reply, PACKET_DIAG_MEMINFO,
+                      SocketId{reply.pdiag_ino, netns, "packet", packet_protocol(reply.pdiag_type)}, out);
+}
+
 void parse_netlink(const nlmsghdr* message, std::uint64_t netns, std::vector<QueueAccounting>& out) {
   auto reply = payload_as<netlink_diag_msg>(NLMSG_DATA(message), sizeof(netlink_diag_msg));
-  QueueAccounting socket(SocketId{reply.ndiag_ino, netns, "netlink", netlink_protocol(reply.ndiag_protocol)});
-  for_each_attribute(message, sizeof reply, [&](int type, const void* payload, std::size_t length) {
-    if (type == NETLINK_DIAG_MEMINFO) apply_meminfo(meminfo_from(payload, length), socket);
-  });
-  socket.queued_bytes = socket.rmem_alloc_bytes;
-  out.push_back(std::move(socket));
+  parse_meminfo_reply(message, sizeof reply, NETLINK_DIAG_MEMINFO,
+                      SocketId{reply.ndiag_ino, netns, "netlink", netlink_protocol(reply.ndiag_protocol)}, out);
+  // The kernel's own sock_diag socket (port 0) is charged for the request it
+  // is answering, ours: a skb being read, not one queued.
+  if (reply.ndiag_protocol == NETLINK_SOCK_DIAG && reply.ndiag_portid == 0) out.back().queued_bytes = 0;
 }
 
 std::size_t reply_size(std::uint8_t family) {
@@ -287,8 +294,8 @@ Fd open_netns(const NetnsHandle& ns) {
 }
 
 // Runs on its own thread: setns() then moves only this thread.
-void query_namespaces(const std::vector<NetnsHandle>& namespaces, std::vector<QueueAccounting>& out,
-                      Warnings& warnings) {
+void query_namespaces(const std::vector<NetnsHandle>& namespaces, const SkbCounter& count_skbs,
+                      std::vector<QueueAccounting>& out, std::vector<SkbCountScan>& counts, Warnings& warnings) {
   std::uint64_t current = 0;
   if (Fd self(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)); self) current = inode_of(self.get());
 
@@ -308,6 +315,12 @@ void query_namespaces(const std::vector<NetnsHandle>& namespaces, std::vector<Qu
       current = ns.inode;
     }
     query_families(ns.inode, out, warnings);
+    // After sock_diag: a socket it listed that the iterator does not had
+    // nothing queued by then.
+    if (count_skbs) {
+      counts.push_back(count_skbs(ns.inode));
+      for (auto& w : counts.back().warnings) warnings.add(std::move(w));
+    }
   }
 }
 
@@ -418,21 +431,58 @@ void attribute_unix_queues(std::vector<QueueAccounting>& sockets,
   }
 }
 
-AccountingScan query_queue_accounting(const std::vector<NetnsHandle>& namespaces) {
+std::optional<SkbCountKind> skb_count_kind(const SocketId& socket) {
+  if (socket.family == "unix") return SkbCountKind::Unix;
+  if (socket.family == "netlink") return SkbCountKind::Netlink;
+  if (socket.family == "inet" || socket.family == "inet6") {
+    if (socket.protocol == "udp") return SkbCountKind::Udp;  // not UDP-Lite: its own table
+    if (socket.protocol == "tcp") return SkbCountKind::Tcp;
+  }
+  return std::nullopt;
+}
+
+void merge_skb_counts(std::vector<QueueAccounting>& sockets, const std::vector<SkbCountScan>& scans) {
+  std::unordered_map<std::uint64_t, const SkbCountScan*> scan_of;  // netns -> its scan
+  std::unordered_map<std::uint64_t, const SkbCount*> count_of;      // socket inode -> its count
+  for (const auto& scan : scans) {
+    scan_of[scan.netns] = &scan;
+    for (const auto& c : scan.sockets) count_of[c.inode] = &c;
+  }
+  for (auto& s : sockets) {
+    auto kind = skb_count_kind(s);
+    auto scan = scan_of.find(s.netns);
+    if (!kind || scan == scan_of.end() || !scan->second->covers(*kind)) continue;
+    auto count = count_of.find(s.inode);
+    s.queued_skbs_estimated = false;
+    if (count == count_of.end()) {
+      s.queued_skbs = 0;
+    } else if (count->second->netns != s.netns || count->second->kind != *kind) {
+      s.queued_skbs.reset();  // an inode reused between the two reads: no count is better than another's
+    } else if (count->second->exact) {
+      s.queued_skbs = count->second->total();
+    } else {
+      s.queued_skbs.reset();
+    }
+  }
+}
+
+AccountingScan query_queue_accounting(const std::vector<NetnsHandle>& namespaces, const SkbCounter& count_skbs) {
   AccountingScan scan;
   Warnings warnings;
   try {
+    std::vector<SkbCountScan> counts;
     // setns() moves only the calling thread: a thread of our own keeps the
     // rest of the process, and the caller's later sockets, where they are.
     std::thread worker([&]() noexcept {
       try {
-        query_namespaces(namespaces, scan.sockets, warnings);
+        query_namespaces(namespaces, count_skbs, scan.sockets, counts, warnings);
       } catch (const std::exception& e) {
         warnings.add(fmt::format("sock_diag scan stopped: {}", e.what()));
       }
     });
     worker.join();
     attribute_unix_queues(scan.sockets, measured_datagram_truesize);
+    merge_skb_counts(scan.sockets, counts);
   } catch (const std::exception& e) {
     warnings.add(fmt::format("sock_diag scan not run: {}", e.what()));
   }

@@ -462,7 +462,8 @@ SocketInventory SocketInventory::scan(const ScanOptions& options) {
       inventory.by_inode_.emplace(inventory.sockets_[i].inode, i);
 
     if (options.kernel_accounting) {
-      AccountingScan accounting = query_queue_accounting(entry_points(options.proc_root, inventory.namespaces_));
+      AccountingScan accounting = query_queue_accounting(entry_points(options.proc_root, inventory.namespaces_),
+                                                         options.count_skbs);
       for (auto& warning : accounting.warnings) inventory.warnings_.push_back(std::move(warning));
       for (auto& record : accounting.sockets) {
         auto [it, added] = inventory.by_inode_.emplace(record.inode, inventory.sockets_.size());

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "slabtrace/btf_names.hpp"
+#include "slabtrace/census_iter.hpp"
 #include "slabtrace/error.hpp"
 #include "slabtrace/human.hpp"
 #include "slabtrace/sockets.hpp"
@@ -164,6 +165,9 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
   }
   aliases_ = slab::read_slab_aliases();
   owners_ = census::OwnerResolver::for_node(cgroups_ ? cgroups_->mount_point() : std::string(), &pod_names_);
+  std::string no_counts;
+  skb_iterators_ = census::SkbIterators::load(&no_counts);
+  if (!skb_iterators_) spdlog::info("socket census without exact skb counts: {}", no_counts);
   // Before the first event is traced: the queues that predate the run.
   census_start_ = take_census();
   if (cgroups_) memory_start_ = read_memory_stats(cgroups_->mount_point());
@@ -202,8 +206,14 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
     spdlog::info("tracepoint {} is not available on this kernel; continuing without it", missing);
 }
 
+sockets::SkbCounter Session::skb_counter() const {
+  return skb_iterators_ ? skb_iterators_->counter() : sockets::SkbCounter();
+}
+
 census::Census Session::take_census() {
-  census::Census now = census::take_census(owners_);
+  sockets::ScanOptions options;
+  options.count_skbs = skb_counter();
+  census::Census now = census::take_census(owners_, options);
   for (const auto& w : now.warnings) spdlog::debug("socket census: {}", w);
   spdlog::debug("socket census: {} sockets, {} holding {} bytes, {} namespaces, {:.3f}s", now.sockets_seen,
                 now.sockets.size(), now.queued_bytes, now.namespaces, now.took_s);

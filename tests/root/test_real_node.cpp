@@ -4,14 +4,17 @@
 // after fork, and a reader that keeps up. Each scenario has its own cgroups
 // and netns; /proc/slabinfo and sock_diag (ss -m) are the ground truth.
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <regex>
 #include <sstream>
 
 #include "root_helpers.hpp"
+#include "slabtrace/census_iter.hpp"
 
 using namespace roottest;
 using nlohmann::json;
@@ -20,13 +23,24 @@ namespace {
 
 std::string tap_bin() { return std::string(SLABTRACE_TOOLS) + "/st_tap"; }
 
-std::unique_ptr<Child> start_ready(std::vector<std::string> args) {
+// Starts a tool and waits for its "ready ..." line (kept in `ready`).
+std::unique_ptr<Child> start_ready(std::vector<std::string> args, std::string* ready = nullptr) {
   auto child = std::make_unique<Child>(std::move(args));
   auto line = child->read_line(30);
   INFO(child->err());
   REQUIRE(line);
   REQUIRE(line->rfind("ready", 0) == 0);
+  if (ready) *ready = *line;
   return child;
+}
+
+// The number after "ready " (a port, a count).
+std::uint64_t ready_number(const std::string& ready) { return std::stoull(ready.substr(6)); }
+
+// The inode of this process's network namespace.
+std::uint64_t own_netns() {
+  struct stat st {};
+  return ::stat("/proc/self/ns/net", &st) == 0 ? std::uint64_t(st.st_ino) : 0;
 }
 
 // The socket inodes a process holds, from /proc/PID/fd.
@@ -61,6 +75,23 @@ std::uint64_t ss_rmem(std::uint64_t inode) {
   return 0;
 }
 
+// The drops column of `port`'s line in /proc/PID/net/udp (PID's namespace).
+std::uint64_t udp_drops(pid_t pid, int port) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/net/udp");
+  std::string line;
+  char want[8];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::vector<std::string> fields{std::istream_iterator<std::string>(f), {}};
+    if (fields.size() > 12 && fields[1].size() > 5 && fields[1].compare(fields[1].size() - 5, 5, want) == 0)
+      return std::stoull(fields.back());
+  }
+  FAIL("no udp socket on port " << port << " in /proc/" << pid << "/net/udp");
+  return 0;
+}
+
 const json* holder_of(const json& holders, std::uint64_t inode) { return find_by(holders, "socket_inode", inode); }
 
 bool owned_by(const json& holder, pid_t pid, const std::string& cgroup) {
@@ -82,10 +113,8 @@ bool within(double value, double truth, double tolerance) {
 
 // Records while st_tap sends: started, told to send, and stopped (SIGINT)
 // once the datagrams are in; the report is the one record prints on stop.
-json record_tap(Child& tap, std::vector<std::string> record_args = {}, long* wait_read = nullptr) {
-  std::vector<std::string> args = {"record", "--duration", "300", "--format", "json"};
-  args.insert(args.end(), record_args.begin(), record_args.end());
-  auto tracer = start_slabtrace(args);
+json record_tap(Child& tap, long* wait_read = nullptr) {
+  auto tracer = start_slabtrace({"record", "--duration", "300", "--format", "json"});
   const auto started = std::chrono::steady_clock::now();
   tap.write_stdin("\n");
   auto sent = tap.read_line(120);
@@ -116,6 +145,43 @@ void print_figures(const char* scenario, const json& report) {
               report["skb"]["outstanding_heads"].get<unsigned long long>(),
               report["skb"]["adopted_heads"].get<unsigned long long>());
 }
+
+// A TAP scenario (tests/tools/st_tap.c) in a cgroup of its own, recorded
+// while it sends; the report's figures printed against slabinfo.
+struct TapRun {
+  TestCgroup cg;
+  std::unique_ptr<Child> tap;
+  json report;
+  TapRun(const std::string& scenario, std::vector<std::string> tap_args, long* wait_read = nullptr) : cg(scenario) {
+    settle_slabinfo();
+    std::vector<std::string> args = {tap_bin(), "--cgroup", cg.dir()};
+    args.insert(args.end(), tap_args.begin(), tap_args.end());
+    tap = start_ready(std::move(args));
+    report = record_tap(*tap, wait_read);
+    print_figures(scenario.c_str(), report);
+  }
+  ~TapRun() {
+    tap->close_stdin();
+    tap->finish(20);
+  }
+  // The outstanding heads slabinfo saw, after checking that the cache table
+  // and the sk_buff section count them too (within 5 %).
+  double heads_agree() const {
+    const json& heads = cache_of(report, "skbuff_head_cache");
+    INFO(heads.dump());
+    const double delta = heads["slabinfo"]["delta"].get<double>();
+    CHECK(delta >= 28500);
+    CHECK(within(heads["outstanding"].get<double>(), delta, 0.05));
+    CHECK(within(report["skb"]["outstanding_heads"].get<double>(), delta, 0.05));
+    return delta;
+  }
+  const json& holder() const {
+    const json* h = find_by(report["skb"]["holders"], "pid", tap->pid());
+    INFO(report["skb"].dump(1));
+    REQUIRE(h);
+    return *h;
+  }
+};
 
 std::string verdicts_of(const json& report) {
   std::string all;
@@ -151,6 +217,12 @@ TEST_CASE("a UDP leak older than the run: holder with every owner, kernel bytes 
               (*h)["queued_before_start_bytes"].get<unsigned long long>());
   CHECK(within((*h)["kernel_queued_bytes"].get<double>(), double(truth), 0.05));
   CHECK(within((*h)["queued_before_start_bytes"].get<double>(), double(truth), 0.05));
+  // The BPF socket iterator counts the skbs themselves: all that arrived.
+  const std::uint64_t queued = 50000 - udp_drops(holder.child->pid(), holder.port);
+  std::printf("figures old-udp: kernel_queued_skbs %s, datagrams queued %llu\n", (*h)["kernel_queued_skbs"].dump().c_str(),
+              (unsigned long long)queued);
+  CHECK((*h)["kernel_queued_skbs"] == queued);
+  CHECK((*h)["kernel_queued_skbs_estimated"] == false);
   CHECK((*h)["queued_skbs"] == 0);  // none of it was allocated while we traced
   CHECK(verdicts_of(report).find("queued before slabtrace started") != std::string::npos);
   CHECK(verdicts_of(report).find("socket inode " + std::to_string(inode)) != std::string::npos);
@@ -164,85 +236,112 @@ TEST_CASE("a UDP leak older than the run: holder with every owner, kernel bytes 
   CHECK((*dh)["pid"] == holder.child->pid());
   CHECK(owned_by(*dh, holder.child->pid(), holder_cg.path()));
   CHECK(within((*dh)["kernel_queued_bytes"].get<double>(), double(truth), 0.05));
+  CHECK((*dh)["kernel_queued_skbs"] == queued);
   holder.exit();
+}
+
+TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in their own netns; packet: unknown",
+          "[root][real][census][iter]") {
+  REQUIRE_ROOT_OR_SKIP();
+  std::string why_not;
+  auto iterators = slabtrace::census::SkbIterators::load(&why_not);
+  INFO(why_not);
+  REQUIRE(iterators);  // 5.9+ with BTF: every kernel slabtrace supports
+  const bool unix_iter = iterators->kinds() & unsigned(slabtrace::sockets::SkbCountKind::Unix);
+  iterators.reset();  // doctor loads its own
+  TestCgroup cg("iter-counts");
+  const long n = 20000;
+
+  std::string ready;
+  auto udp = start_ready({workload_bin(), "udp-hold", "--cgroup", cg.dir(), "--new-netns"}, &ready);
+  const int port = int(ready_number(ready));
+  Child sender({workload_bin(), "udp-send", "--cgroup", cg.dir(), "--join-netns", std::to_string(udp->pid()),
+                "--port", std::to_string(port), "--count", std::to_string(n)});
+  REQUIRE(sender.finish(300) == 0);
+  wait_udp_queue_settled(port, udp->pid());
+  const std::uint64_t udp_queued = std::uint64_t(n) - udp_drops(udp->pid(), port);
+  auto unix_leak = start_ready({workload_bin(), "unix-leak", "--cgroup", cg.dir(), "--new-netns", "--count",
+                                std::to_string(n)}, &ready);
+  const std::uint64_t unix_sent = ready_number(ready);
+  auto packet = start_ready({workload_bin(), "packet-hold", "--cgroup", cg.dir(), "--new-netns"});
+  Child traffic({workload_bin(), "udp-send", "--cgroup", cg.dir(), "--join-netns", std::to_string(packet->pid()),
+                 "--port", "9", "--count", "100"});
+  REQUIRE(traffic.finish(60) == 0);
+
+  Child doctor({slabtrace_bin(), "doctor", "--format", "json"});
+  doctor.finish(60);
+  json d = json::parse(doctor.out());
+  const json& holders = d["sockets"]["holders"];
+  INFO(holders.dump(1));
+  auto holder_of_pid = [&](pid_t pid, const std::string& protocol) -> const json& {
+    const json* found = nullptr;
+    for (const auto& h : holders)
+      if (h["pid"] == pid && h["protocol"] == protocol) found = &h;
+    INFO("no " << protocol << " holder of pid " << pid);
+    REQUIRE(found);
+    return *found;
+  };
+  const json& u = holder_of_pid(udp->pid(), "udp");
+  const json& x = holder_of_pid(unix_leak->pid(), "unix-dgram");
+  const json& p = holder_of_pid(packet->pid(), "packet-raw");
+  std::printf("figures iter: udp %llu queued, kernel_queued_skbs %s; unix %llu sent, kernel_queued_skbs %s%s; "
+              "packet kernel_queued_skbs %s, %s bytes\n",
+              (unsigned long long)udp_queued, u["kernel_queued_skbs"].dump().c_str(), (unsigned long long)unix_sent,
+              x["kernel_queued_skbs"].dump().c_str(), unix_iter ? "" : " (estimated: no iter/unix)",
+              p["kernel_queued_skbs"].dump().c_str(), p["kernel_queued_bytes"].dump().c_str());
+  CHECK(udp_queued > std::uint64_t(n) * 9 / 10);
+  CHECK(u["kernel_queued_skbs"] == udp_queued);
+  CHECK(u["kernel_queued_skbs_estimated"] == false);
+  CHECK(u["netns"] != own_netns());  // found in the namespace the holder made
+  CHECK(x["kernel_queued_skbs"] == unix_sent);
+  CHECK(x["kernel_queued_skbs_estimated"] == !unix_iter);  // before 5.17: sock_diag's estimate
+  CHECK(p["kernel_queued_bytes"].get<std::uint64_t>() > 0);
+  CHECK(p["kernel_queued_skbs"].is_null());  // no iterator for packet sockets: unknown, not 0
+  for (auto* c : {udp.get(), unix_leak.get(), packet.get()}) {
+    c->close_stdin();
+    c->finish(20);
+  }
 }
 
 TEST_CASE("TAP in NAPI mode (no frags) into an unread UDP socket: heads as slabinfo says, holder, verdict",
           "[root][real][tap]") {
   REQUIRE_ROOT_OR_SKIP();
-  TestCgroup tap_cg("tap-napi");
-  settle_slabinfo();
-  auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--count", "30000"});
-  json report = record_tap(*tap);
-  print_figures("tap-napi", report);
-  const json& heads = cache_of(report, "skbuff_head_cache");
-  INFO(heads.dump());
-  const double delta = heads["slabinfo"]["delta"].get<double>();
-  CHECK(delta >= 28500);
-  CHECK(within(heads["outstanding"].get<double>(), delta, 0.05));
-  CHECK(within(report["skb"]["outstanding_heads"].get<double>(), delta, 0.05));
-  const json* h = find_by(report["skb"]["holders"], "pid", tap->pid());
-  INFO(report["skb"].dump(1));
-  REQUIRE(h);
-  CHECK((*h)["protocol"] == "udp");
-  CHECK((*h)["cgroup_path"] == tap_cg.path());
-  CHECK((*h)["queued_skbs"].get<std::uint64_t>() >= 28500);
-  const std::string verdicts = verdicts_of(report);
+  TapRun run("tap-napi", {"--count", "30000"});
+  run.heads_agree();
+  const json& h = run.holder();
+  CHECK(h["protocol"] == "udp");
+  CHECK(h["cgroup_path"] == run.cg.path());
+  CHECK(h["queued_skbs"].get<std::uint64_t>() >= 28500);
+  const std::string verdicts = verdicts_of(run.report);
   CHECK(verdicts.find("sk_buff leak") != std::string::npos);
   CHECK(verdicts.find("via tun_get_user") != std::string::npos);
-  tap->close_stdin();
-  tap->finish(20);
 }
 
 TEST_CASE("TAP in NAPI frags mode into an unread UDP socket: heads from the NAPI cache are adopted and counted",
           "[root][real][tap]") {
   REQUIRE_ROOT_OR_SKIP();
-  TestCgroup tap_cg("tap-frags");
-  settle_slabinfo();
-  auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--frags", "--count", "30000"});
-  json report = record_tap(*tap);
-  print_figures("tap-frags", report);
-  const json& heads = cache_of(report, "skbuff_head_cache");
-  INFO(heads.dump());
-  const double delta = heads["slabinfo"]["delta"].get<double>();
-  CHECK(delta >= 28500);
-  CHECK(within(heads["outstanding"].get<double>(), delta, 0.05));
-  CHECK(within(report["skb"]["outstanding_heads"].get<double>(), delta, 0.05));
-  CHECK(report["skb"]["adopted_heads"].get<double>() >= 28500);  // not seen allocated: adopted
-  const json* h = find_by(report["skb"]["holders"], "pid", tap->pid());
-  INFO(report["skb"].dump(1));
-  REQUIRE(h);
-  CHECK((*h)["protocol"] == "udp");
-  CHECK((*h)["queued_skbs"].get<std::uint64_t>() >= 28500);
-  CHECK(verdicts_of(report).find("sk_buff leak") != std::string::npos);
-  tap->close_stdin();
-  tap->finish(20);
+  TapRun run("tap-frags", {"--frags", "--count", "30000"});
+  run.heads_agree();
+  CHECK(run.report["skb"]["adopted_heads"].get<double>() >= 28500);  // not seen allocated: adopted
+  const json& h = run.holder();
+  CHECK(h["protocol"] == "udp");
+  CHECK(h["queued_skbs"].get<std::uint64_t>() >= 28500);
+  CHECK(verdicts_of(run.report).find("sk_buff leak") != std::string::npos);
 }
 
 TEST_CASE("AF_PACKET capture on a NAPI TAP: cache table, sk_buff section and verdict agree with slabinfo",
           "[root][real][tap][capture]") {
   REQUIRE_ROOT_OR_SKIP();
-  TestCgroup tap_cg("tap-capture");
-  settle_slabinfo();
   // No UDP listener: the originals are dropped, the capture keeps its clones.
-  auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--capture", "--no-udp", "--count", "30000"});
-  json report = record_tap(*tap);
-  print_figures("tap-capture", report);
-  const json& heads = cache_of(report, "skbuff_head_cache");
-  INFO(heads.dump());
-  const double delta = heads["slabinfo"]["delta"].get<double>();
-  CHECK(delta >= 28500);
-  const double table = heads["outstanding"].get<double>();
-  const double section = report["skb"]["outstanding_heads"].get<double>();
-  CHECK(within(table, delta, 0.05));
-  CHECK(within(section, delta, 0.05));
-  const json* h = find_by(report["skb"]["holders"], "pid", tap->pid());
-  INFO(report["skb"].dump(1));
-  REQUIRE(h);
-  CHECK((*h)["family"] == "packet");
-  CHECK(within((*h)["queued_skbs"].get<double>(), delta, 0.05));
+  TapRun run("tap-capture", {"--capture", "--no-udp", "--count", "30000"});
+  const double delta = run.heads_agree();
+  const double section = run.report["skb"]["outstanding_heads"].get<double>();
+  const json& h = run.holder();
+  CHECK(h["family"] == "packet");
+  CHECK(within(h["queued_skbs"].get<double>(), delta, 0.05));
+  CHECK(h["kernel_queued_skbs"].is_null());  // no iterator walks packet sockets: unknown, not 0
   // The verdict's count is the sk_buff section's, and its "via" names the path.
-  const std::string verdicts = verdicts_of(report);
+  const std::string verdicts = verdicts_of(run.report);
   INFO(verdicts);
   std::smatch m;
   REQUIRE(std::regex_search(verdicts, m, std::regex("sk_buff leak: ([0-9,]+) skbs")));
@@ -253,8 +352,6 @@ TEST_CASE("AF_PACKET capture on a NAPI TAP: cache table, sk_buff section and ver
   const std::string via = m[1];
   CHECK((via == "packet_rcv" || via == "tun_get_user"));
   CHECK(via.rfind("entry_", 0) != 0);
-  tap->close_stdin();
-  tap->finish(20);
 }
 
 TEST_CASE("unix datagram leak whose receiving socket is open in a parent and its child: both are owners, the child is blamed",
@@ -303,20 +400,14 @@ TEST_CASE("unix datagram leak whose receiving socket is open in a parent and its
 TEST_CASE("NAPI TAP with a reader that drains 300,000 datagrams: nothing outstanding, no holder",
           "[root][real][tap]") {
   REQUIRE_ROOT_OR_SKIP();
-  TestCgroup tap_cg("tap-read");
-  settle_slabinfo();
-  auto tap = start_ready({tap_bin(), "--cgroup", tap_cg.dir(), "--read", "--count", "300000"});
   long read = 0;
-  json report = record_tap(*tap, {}, &read);
-  print_figures("tap-read", report);
+  TapRun run("tap-read", {"--read", "--count", "300000"}, &read);
   std::printf("figures tap-read: %ld datagrams read\n", read);
   CHECK(read >= 285000);  // the reader drained what arrived (a TAP may drop a few under load)
-  const json& heads = cache_of(report, "skbuff_head_cache");
+  const json& heads = cache_of(run.report, "skbuff_head_cache");
   INFO(heads.dump());
   CHECK(heads["outstanding"].get<std::uint64_t>() < 1000);
-  CHECK(report["skb"]["outstanding_heads"].get<std::uint64_t>() < 1000);
-  CHECK(find_by(report["skb"]["holders"], "pid", tap->pid()) == nullptr);
-  CHECK(verdicts_of(report).find("sk_buff leak") == std::string::npos);
-  tap->close_stdin();
-  tap->finish(20);
+  CHECK(run.report["skb"]["outstanding_heads"].get<std::uint64_t>() < 1000);
+  CHECK(find_by(run.report["skb"]["holders"], "pid", run.tap->pid()) == nullptr);
+  CHECK(verdicts_of(run.report).find("sk_buff leak") == std::string::npos);
 }

@@ -18,6 +18,8 @@
 #include "fake_run.hpp"
 #include "slabtrace/aggregate.hpp"
 #include "slabtrace/census.hpp"
+#include "slabtrace/census_iter.h"
+#include "slabtrace/census_iter.hpp"
 #include "slabtrace/model.hpp"
 #include "slabtrace/sockets.hpp"
 #include "slabtrace/verdict.hpp"
@@ -125,6 +127,126 @@ TEST_CASE("sock_diag packet and netlink dumps", "[unit][census]") {
   CHECK(route.family == "netlink");
   CHECK(route.protocol == "netlink-route");
   CHECK(route.queued_bytes == 1664);  // two address notifications
+  // The kernel's sock_diag socket holds the dump request it answers, not a queue.
+  const auto& diag = by_inode(netlink, 105210);
+  CHECK(diag.protocol == "netlink-sock-diag");
+  CHECK(diag.rmem_alloc_bytes > 0);
+  CHECK(diag.queued_bytes == 0);
+}
+
+namespace {
+
+// A record as bpf/census_iter.bpf.c writes it (the contract struct, byte for byte).
+std::string iter_record(std::uint64_t inode, std::uint32_t kind, std::uint32_t receive, std::uint32_t backlog = 0,
+                        std::uint32_t write = 0, std::uint32_t flags = 0, std::uint64_t netns = kNetns) {
+  st_iter_socket rec{};
+  rec.inode = inode;
+  rec.netns = netns;
+  rec.kind = kind;
+  rec.flags = flags;
+  rec.receive_skbs = receive;
+  rec.backlog_skbs = backlog;
+  rec.write_skbs = write;
+  return std::string(reinterpret_cast<const char*>(&rec), sizeof rec);
+}
+
+// Every family of the Linux 6.18 dumps, unix queues attributed as the scan does.
+std::vector<QueueAccounting> all_fixture_sockets() {
+  std::vector<QueueAccounting> all;
+  struct Dump {
+    const char* file;
+    int family;
+    int protocol;
+  };
+  for (auto [file, family, protocol] : {Dump{"diag-udp.bin", AF_INET, IPPROTO_UDP}, Dump{"diag-udp6.bin", AF_INET6, IPPROTO_UDP},
+                                        Dump{"diag-udplite.bin", AF_INET, IPPROTO_UDPLITE}, Dump{"diag-tcp.bin", AF_INET, IPPROTO_TCP},
+                                        Dump{"diag-unix.bin", AF_UNIX, 0}, Dump{"diag-packet.bin", AF_PACKET, 0},
+                                        Dump{"diag-netlink.bin", AF_NETLINK, 0}}) {
+    auto part = parse_fixture(file, {std::uint8_t(family), std::uint8_t(protocol)});
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  attribute_unix_queues(all, [](std::uint64_t length) -> std::uint64_t { return length == 300 ? 1280 : 0; });
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("socket iterator records: parsed back to back; a partial or foreign record is dropped", "[unit][census]") {
+  std::string bytes = iter_record(105219, ST_ITER_UDP, 26) + iter_record(105227, ST_ITER_TCP, 1, 2, 3, ST_ITER_INEXACT) +
+                      iter_record(105229, ST_ITER_UNIX, 5) + iter_record(1, 99, 7) + iter_record(105233, ST_ITER_NETLINK, 2);
+  auto counts = census::parse_iter_records(bytes + bytes.substr(0, 17));
+  REQUIRE(counts.size() == 4);  // the kind-99 record and the 17 trailing bytes are not counts
+  CHECK(counts[0].inode == 105219);
+  CHECK(counts[0].netns == kNetns);
+  CHECK(counts[0].kind == SkbCountKind::Udp);
+  CHECK(counts[0].total() == 26);
+  CHECK(counts[0].exact);
+  CHECK(counts[1].kind == SkbCountKind::Tcp);
+  CHECK(counts[1].receive == 1);
+  CHECK(counts[1].backlog == 2);
+  CHECK(counts[1].write == 3);
+  CHECK(counts[1].total() == 6);
+  CHECK_FALSE(counts[1].exact);
+  CHECK(counts[2].kind == SkbCountKind::Unix);
+  CHECK(counts[3].kind == SkbCountKind::Netlink);
+  CHECK(census::parse_iter_records("").empty());
+  CHECK(census::parse_iter_records(bytes.substr(0, sizeof(st_iter_socket) - 1)).empty());
+}
+
+TEST_CASE("exact skb counts from the socket iterators merge into sock_diag's accounting", "[unit][census]") {
+  // What the iterators found in the fixture's namespace (diag-sockets.txt):
+  // udp4 26 queued, udp6 3, tcp 1 unread skb, unix dgram 5, unix stream 1,
+  // netlink 2; the listener and senders hold nothing and are not written.
+  std::string bytes = iter_record(105219, ST_ITER_UDP, 26) + iter_record(105221, ST_ITER_UDP, 3) +
+                      iter_record(105227, ST_ITER_TCP, 1) + iter_record(105229, ST_ITER_UNIX, 5) +
+                      iter_record(105231, ST_ITER_UNIX, 1) + iter_record(105233, ST_ITER_NETLINK, 2);
+  SkbCountScan scan;
+  scan.netns = kNetns;
+  scan.kinds = unsigned(SkbCountKind::Udp) | unsigned(SkbCountKind::Tcp) | unsigned(SkbCountKind::Unix) |
+               unsigned(SkbCountKind::Netlink);
+  scan.sockets = census::parse_iter_records(bytes);
+
+  SECTION("every iterated family: exact counts, 0 for sockets with nothing queued") {
+    auto all = all_fixture_sockets();
+    CHECK(by_inode(all, 105229).queued_skbs_estimated);  // sock_diag alone: estimated from the first datagram
+    merge_skb_counts(all, {scan});
+    CHECK(by_inode(all, 105219).queued_skbs == 26u);
+    CHECK_FALSE(by_inode(all, 105219).queued_skbs_estimated);
+    CHECK(by_inode(all, 105219).queued_bytes == 33280);  // bytes stay sock_diag's
+    CHECK(by_inode(all, 105220).queued_skbs == 0u);       // the sender: walked, nothing queued
+    CHECK(by_inode(all, 105221).queued_skbs == 3u);
+    CHECK(by_inode(all, 105227).queued_skbs == 1u);
+    CHECK(by_inode(all, 105225).queued_skbs == 0u);       // the listener
+    CHECK(by_inode(all, 105229).queued_skbs == 5u);
+    CHECK_FALSE(by_inode(all, 105229).queued_skbs_estimated);
+    CHECK(by_inode(all, 105231).queued_skbs == 1u);       // a stream: sock_diag had no count at all
+    CHECK(by_inode(all, 105233).queued_skbs == 2u);
+    // No iterator walks UDP-Lite or packet sockets: unknown, not 0.
+    CHECK_FALSE(by_inode(all, 105223).queued_skbs);
+    CHECK_FALSE(by_inode(all, 105232).queued_skbs);
+  }
+  SECTION("a kernel without iter/unix (before 5.17): unix keeps sock_diag's estimate") {
+    scan.kinds &= ~unsigned(SkbCountKind::Unix);
+    auto all = all_fixture_sockets();
+    merge_skb_counts(all, {scan});
+    CHECK(by_inode(all, 105219).queued_skbs == 26u);
+    CHECK(by_inode(all, 105229).queued_skbs == 5u);
+    CHECK(by_inode(all, 105229).queued_skbs_estimated);
+    CHECK_FALSE(by_inode(all, 105231).queued_skbs);
+  }
+  SECTION("a lower bound is no count; another namespace's scan counts nothing here") {
+    scan.sockets = census::parse_iter_records(iter_record(105227, ST_ITER_TCP, 1, 0, 0, ST_ITER_INEXACT) +
+                                              iter_record(105219, ST_ITER_UDP, 26, 0, 0, 0, kNetns + 1));
+    auto all = all_fixture_sockets();
+    merge_skb_counts(all, {scan});
+    CHECK_FALSE(by_inode(all, 105227).queued_skbs);  // unacked or out-of-order skbs: not counted
+    CHECK_FALSE(by_inode(all, 105219).queued_skbs);  // a record of another netns under this inode
+    scan.netns = kNetns + 1;
+    auto other = all_fixture_sockets();
+    merge_skb_counts(other, {scan});
+    CHECK_FALSE(by_inode(other, 105219).queued_skbs);  // this namespace was not walked
+    CHECK(by_inode(other, 105229).queued_skbs_estimated);
+  }
 }
 
 TEST_CASE("sock_diag dumps cut short, errors and garbage end the parse without a crash", "[unit][census]") {
