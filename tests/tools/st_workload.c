@@ -126,6 +126,24 @@ static void send_udp(int port, long count, int size)
   close(fd);
 }
 
+/* A unix datagram socketpair with `count` datagrams queued at sv[1], never
+ * read; returns how many fit (the receiver's queue limit may stop it). */
+static long unix_queue(int sv[2], long count, int size)
+{
+  if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
+    die("socketpair");
+  big_rcvbuf(sv[1]);
+  int sndbuf = 1 << 30;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+  char *buf = calloc(1, size);
+  long sent = 0;
+  for (; sent < count; sent++)
+    if (send(sv[0], buf, size, MSG_DONTWAIT) < 0)
+      break;
+  free(buf);
+  return sent;
+}
+
 static long walked;
 static double walk_end;
 static int count_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -185,30 +203,11 @@ int main(int argc, char **argv)
     printf("messages %ld\n", n);
   } else if (strcmp(mode, "unix-leak") == 0) {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
-      die("socketpair");
-    big_rcvbuf(sv[1]);
-    int sndbuf = 1 << 30;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
-    char *buf = calloc(1, size);
-    long sent = 0;
-    for (; sent < count; sent++)
-      if (send(sv[0], buf, size, MSG_DONTWAIT) < 0)
-        break; /* the receiver's queue limit (max_dgram_qlen) */
-    printf("ready %ld\n", sent);
+    printf("ready %ld\n", unix_queue(sv, count, size));
     hold();
   } else if (strcmp(mode, "unix-fork-leak") == 0) {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
-      die("socketpair");
-    big_rcvbuf(sv[1]);
-    int sndbuf = 1 << 30;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
-    char *buf = calloc(1, size);
-    long sent = 0;
-    for (; sent < count; sent++)
-      if (send(sv[0], buf, size, MSG_DONTWAIT) < 0)
-        break;
+    long sent = unix_queue(sv, count, size);
     int started[2];
     if (pipe(started) != 0)
       die("pipe");
