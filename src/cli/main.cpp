@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
   srv->add_option("--watch-window", serve.watch.window_s, "seconds growth is measured over")->check(kPositive);
 
   commands::DoctorOptions doctor;
-  auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root, no BPF): PSI, meminfo, slabs, swap, load");
+  auto* doc = app.add_subcommand("doctor", "node memory health in one go (no root needed, no tracing): PSI, meminfo, slabs, swap, load");
   doc->add_option("-f,--format", doctor.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   doc->add_option("--root", doctor.root, "read /proc and /sys under this directory (for saved snapshots)");
   doc->add_option("--swap-window", doctor.swap_window_s, "seconds to watch swap activity")->check(kNonNegative);

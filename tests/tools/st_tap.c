@@ -208,18 +208,24 @@ int main(int argc, char **argv)
   }
 
   /* The reader drains the socket and reports how much it read on a pipe. */
-  int done[2] = {-1, -1};
+  int done[2] = {-1, -1}, go[2] = {-1, -1};
   pid_t reader = -1;
   if (has(argc, argv, "--read")) {
-    if (udp < 0 || pipe(done) != 0)
+    if (udp < 0 || pipe(done) != 0 || pipe(go) != 0)
       die("--read needs the UDP socket");
     reader = fork();
     if (reader < 0)
       die("fork");
     if (reader == 0) {
       close(done[0]);
+      close(go[1]);
       char buf[65536];
       long got = 0;
+      /* The idle clock starts with the sending, not at "ready": the test may
+       * take its time (a tracer loading in a slow guest) before it says go. */
+      char c;
+      if (read(go[0], &c, 1) != 1)
+        _exit(0);
       /* Until all arrived, or nothing came for 3 s (what the device dropped
        * never comes: the count says how much did). */
       struct timeval idle = {.tv_sec = 3};
@@ -237,10 +243,13 @@ int main(int argc, char **argv)
       _exit(0);
     }
     close(done[1]);
+    close(go[0]);
   }
 
   printf("ready %d\n", getpid());
   wait_line();
+  if (reader > 0 && write(go[1], "g", 1) != 1)
+    die("write");
   unsigned char frame[ETH_FRAME_LEN + 64] = {0};
   size_t len = build_frame(frame, (const unsigned char *)hw.ifr_hwaddr.sa_data, size);
   for (long i = 0; i < count; i++)
