@@ -4,6 +4,10 @@
 // after fork, and a reader that keeps up. Each scenario has its own cgroups
 // and netns; /proc/slabinfo and sock_diag (ss -m) are the ground truth.
 #include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,9 +19,11 @@
 
 #include "root_helpers.hpp"
 #include "slabtrace/census_iter.hpp"
+#include "slabtrace/unique_fd.hpp"
 
 using namespace roottest;
 using nlohmann::json;
+using slabtrace::UniqueFd;
 
 namespace {
 
@@ -268,6 +274,31 @@ TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in
                  "--port", "9", "--count", "100"});
   REQUIRE(traffic.finish(60) == 0);
 
+  // TCP, from this process: 10 segments unread at the accepted end (the
+  // kernel may coalesce them into fewer skbs, never into more).
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t addr_len = sizeof addr;
+  REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener.get(), 1) == 0);
+  REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &addr_len) == 0);
+  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  UniqueFd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  REQUIRE(accepted);
+  int one = 1;
+  ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  std::vector<char> segment(1000, 't');
+  for (int i = 0; i < 10; ++i) REQUIRE(::send(client.get(), segment.data(), segment.size(), 0) == 1000);
+  for (int unread = 0, tries = 0; unread < 10000 && tries < 600; ++tries) {
+    ::ioctl(accepted.get(), FIONREAD, &unread);
+    if (unread < 10000) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  struct stat accepted_st {};
+  REQUIRE(::fstat(accepted.get(), &accepted_st) == 0);
+
   Child doctor({slabtrace_bin(), "doctor", "--format", "json"});
   doctor.finish(60);
   json d = json::parse(doctor.out());
@@ -295,6 +326,13 @@ TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in
   CHECK(u["netns"] != own_netns());  // found in the namespace the holder made
   CHECK(x["kernel_queued_skbs"] == unix_sent);
   CHECK(x["kernel_queued_skbs_estimated"] == !unix_iter);  // before 5.17: sock_diag's estimate
+  const json* t = holder_of(holders, accepted_st.st_ino);
+  REQUIRE(t);
+  std::printf("figures iter: tcp 10 segments unread, kernel_queued_skbs %s, kernel_queued_bytes %s\n",
+              (*t)["kernel_queued_skbs"].dump().c_str(), (*t)["kernel_queued_bytes"].dump().c_str());
+  REQUIRE((*t)["kernel_queued_skbs"].is_number());
+  CHECK((*t)["kernel_queued_skbs"].get<int>() >= 1);
+  CHECK((*t)["kernel_queued_skbs"].get<int>() <= 10);
   CHECK(p["kernel_queued_bytes"].get<std::uint64_t>() > 0);
   CHECK(p["kernel_queued_skbs"].is_null());  // no iterator for packet sockets: unknown, not 0
   for (auto* c : {udp.get(), unix_leak.get(), packet.get()}) {
