@@ -45,19 +45,23 @@ static __always_inline void unqueue(__u64 sk)
 static __always_inline struct st_sock *socket_entry(const struct sock *sk)
 {
   __u64 key = (__u64)sk;
+  __u64 inode = socket_inode(sk);
   struct st_sock *known = bpf_map_lookup_elem(&st_socks, &key);
-  if (known)
+  /* A freed sock's address is soon another socket's (the slab hands it out
+   * again): the entry is that socket's only while the inode matches. An
+   * orphaned sock (no inode any more) keeps the one it had. */
+  if (known && (!inode || known->inode == inode))
     return known;
   struct st_sock info = {};
   struct socket *sock = BPF_CORE_READ(sk, sk_socket);
-  info.inode = socket_inode(sk);
+  info.inode = inode;
   if (sock)
     info.type = BPF_CORE_READ(sock, type);
   info.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
   info.family = BPF_CORE_READ(sk, __sk_common.skc_family);
   info.protocol = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
   info.cgroup = sock_cgroup_id(sk);
-  if (bpf_map_update_elem(&st_socks, &key, &info, BPF_NOEXIST) != 0 &&
+  if (bpf_map_update_elem(&st_socks, &key, &info, known ? BPF_EXIST : BPF_NOEXIST) != 0 &&
       !bpf_map_lookup_elem(&st_socks, &key)) {
     stat_add(ST_STAT_SOCKS_FULL, 1);
     return NULL;

@@ -208,7 +208,7 @@ TEST_CASE("faults: --output on a full file system is one clear error and a non-z
   CHECK(said.find("cannot write stdout: No space left on device") != std::string::npos);
 }
 
-TEST_CASE("faults: SIGTERM and SIGINT still write the report; SIGKILL leaves nothing attached", "[root][faults][signals]") {
+TEST_CASE("faults: SIGTERM and SIGINT still write the report, SIGKILL leaves nothing attached", "[root][faults][signals]") {
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);

@@ -197,7 +197,7 @@ std::string verdicts_of(const json& report) {
 
 }  // namespace
 
-TEST_CASE("a UDP leak older than the run: holder with every owner, kernel bytes as ss -m says; doctor names it",
+TEST_CASE("a UDP leak older than the run: holder with every owner, kernel bytes as ss -m says, doctor names it",
           "[root][real][census]") {
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup holder_cg("old-holder"), sender_cg("old-sender");
@@ -246,7 +246,7 @@ TEST_CASE("a UDP leak older than the run: holder with every owner, kernel bytes 
   holder.exit();
 }
 
-TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in their own netns; packet: unknown",
+TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in their own netns, packet: unknown",
           "[root][real][census][iter]") {
   REQUIRE_ROOT_OR_SKIP();
   std::string why_not;

@@ -108,7 +108,7 @@ TEST_CASE("aggregate: a holder whose queue the kernel says is empty is a note, n
   CHECK(r.notes[0].find("read already") != std::string::npos);
 }
 
-TEST_CASE("aggregate: --min-age leaves young objects out; sampling scales and says so", "[unit][aggregate]") {
+TEST_CASE("aggregate: --min-age leaves young objects out, sampling scales and says so", "[unit][aggregate]") {
   UdpLeak leak(100);
   leak.trace.add_live(0, 50, 0.1, 0.2);  // young heads with no link
   leak.run.counters.buckets[0].counts.tracked += 50;

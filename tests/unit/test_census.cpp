@@ -171,7 +171,7 @@ std::vector<QueueAccounting> all_fixture_sockets() {
 
 }  // namespace
 
-TEST_CASE("socket iterator records: parsed back to back; a partial or foreign record is dropped", "[unit][census]") {
+TEST_CASE("socket iterator records: parsed back to back, a partial or foreign record is dropped", "[unit][census]") {
   std::string bytes = iter_record(105219, ST_ITER_UDP, 26) + iter_record(105227, ST_ITER_TCP, 1, 2, 3, ST_ITER_INEXACT) +
                       iter_record(105229, ST_ITER_UNIX, 5) + iter_record(1, 99, 7) + iter_record(105233, ST_ITER_NETLINK, 2);
   auto counts = census::parse_iter_records(bytes + bytes.substr(0, 17));
@@ -394,7 +394,7 @@ TEST_CASE("queued before start: what the first census saw and the queue still ho
   CHECK(queued_before_start(1000, 500, 800) == 0);                      // old part read, new part queued
 }
 
-TEST_CASE("merge_census: traced holders get every owner; untraced queues are listed with what predates the run",
+TEST_CASE("merge_census: traced holders get every owner, untraced queues are listed with what predates the run",
           "[unit][census]") {
   auto queued = [](std::uint64_t inode, std::uint64_t bytes, std::vector<sockets::Owner> owners) {
     SocketInfo s(SocketId{inode, kNetns, "inet", "udp"});

@@ -212,7 +212,7 @@ TEST_CASE("200 concurrent scrapers all get the whole page", "[unit][http]") {
   CHECK(e.server.stats().requests.load() == 400);
 }
 
-TEST_CASE("slow, oversize and garbage clients are cut off; others are served meanwhile", "[unit][http]") {
+TEST_CASE("slow, oversize and garbage clients are cut off, others are served meanwhile", "[unit][http]") {
   Limits limits;
   limits.request_timeout_s = 1.5;
   Exporter e(limits);

@@ -143,7 +143,7 @@ TEST_CASE("verdicts: an sk_buff leak names allocator, path, holder and the 1:1 s
   CHECK(agrees);
 }
 
-TEST_CASE("verdicts: nothing outstanding is said plainly; a drop storm is not a leak", "[unit][model][verdict]") {
+TEST_CASE("verdicts: nothing outstanding is said plainly, a drop storm is not a leak", "[unit][model][verdict]") {
   Report quiet;
   add_verdicts(quiet);
   REQUIRE(quiet.verdicts.size() == 1);
