@@ -136,8 +136,25 @@ static __always_inline void learn_skb_head_cache(__u64 cache_key, const char *na
   st_skb_head_cache = cache_key; /* last: adoption waits for all three */
 }
 
+/* The return address into __alloc_skb's caller, from the stack of a head
+ * allocated in it: the frame after the first one inside __alloc_skb. */
+#define ST_SKB_SITE_FRAMES 12 /* the tracing plumbing and the BPF program come first */
+static __always_inline __u64 alloc_skb_return_site(void *ctx)
+{
+  __u64 frames[ST_SKB_SITE_FRAMES] = {};
+  if (bpf_get_stack(ctx, frames, sizeof(frames), 0) < 0)
+    return 0;
+  for (int i = 0; i < ST_SKB_SITE_FRAMES - 1; i++)
+    if (in_range(frames[i], &skb_alloc_ranges[0]))
+      return frames[i + 1];
+  return 0;
+}
+
+/* cache_key: the bucket's cache (see struct st_bucket_key); ref: what else is
+ * known about the cache (struct st_cache_ref); typed: the program may use BTF
+ * pointers (tp_btf, raw_tp). */
 static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
-                                    const char *name, __u32 size, int typed)
+                                    const struct st_cache_ref *ref, int typed)
 {
   if (ignored_site(call_site)) {
     stat_add(ST_STAT_BPF_ALLOCS, 1);
@@ -150,11 +167,18 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * is followed, in the same context on the same CPU, by kmalloc_reserve's.
    * Only allocations inside that code touch the pending slot, so unrelated
    * allocations in between (an irq_work, a new slab's metadata) cannot break
-   * the pairing; a failed data allocation clears it. */
+   * the pairing; a failed data allocation clears it.
+   * Where kmalloc_reserve is a macro (before 6.3, e.g. 5.10) the data's call
+   * site is __alloc_skb's own return address: the head's stack tells it. */
   __u32 skb_flags = 0;
   __u64 pending = 0;
-  if (in_skb_alloc(call_site) && cpu) {
-    __u64 *slot = &cpu->pending_head[ctx_level > 2 ? 2 : ctx_level];
+  int level = ctx_level > 2 ? 2 : ctx_level;
+  int skb_site = in_skb_alloc(call_site);
+  if (cpu && !skb_site && skb_data_site_is_caller && cpu->pending_head[level] &&
+      call_site == cpu->pending_site[level])
+    skb_site = 1;
+  if (skb_site && cpu) {
+    __u64 *slot = &cpu->pending_head[level];
     pending = *slot;
     *slot = 0;
     if (pending) {
@@ -162,6 +186,8 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     } else if (ptr) {
       skb_flags = ST_OBJ_SKB_HEAD;
       *slot = ptr;
+      if (skb_data_site_is_caller)
+        cpu->pending_site[level] = alloc_skb_return_site(ctx);
     }
   } else if (in_range(call_site, &skb_clone_range)) {
     skb_flags = ST_OBJ_SKB_HEAD;
@@ -174,7 +200,8 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(ctx_level, typed)};
   __u32 idx = 0;
   __u32 bucket_flags = 0;
-  if (bucket_for(cpu, &key, name, size, &idx, &bucket_flags) != 0)
+  __u32 size = 0;
+  if (bucket_for(cpu, &key, ref, &idx, &bucket_flags, &size) != 0)
     return 0;
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
   if (!c)
@@ -182,8 +209,14 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   c->allocs += 1;
   c->alloc_bytes += size;
   /* Not the fclone cache (two sk_buffs and a count per object). */
-  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && size < 2 * bpf_core_type_size(struct sk_buff))
+  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && size < 2 * bpf_core_type_size(struct sk_buff)) {
+    /* raw_tp events carry the cache, not its name: read it once, here. */
+    const char *name = ref->name;
+    const struct kmem_cache *s = (const struct kmem_cache *)ref->cache;
+    if (!name && s)
+      name = BPF_CORE_READ(s, name);
     learn_skb_head_cache(cache_key, name, size);
+  }
 
   if (!sampled(ptr))
     return 0;
@@ -239,7 +272,11 @@ static __always_inline int on_free(__u64 ptr)
   return 0;
 }
 
-/* ---- tp_btf programs --------------------------------------------------- */
+/* ---- tp_btf programs (typed arguments) ------------------------------------ */
+
+/* Where the verifier lets tp_btf read the `const void *ptr` argument (6.18
+ * does; 6.1 and 6.12 refuse: "arg1 type UNKNOWN is not a struct"; user space
+ * probes it) and the event carries the cache pointer (6.1+). */
 
 SEC("tp_btf/kmem_cache_alloc")
 int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
@@ -250,7 +287,8 @@ int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struc
   struct st_cpu_state *cpu = cpu_state();
   if (!cpu)
     return 0;
-  return on_alloc(ctx, call_site, (__u64)ptr, as_number(cpu, s), s->name, s->object_size, 1);
+  struct st_cache_ref ref = {.name = s->name, .size = s->object_size};
+  return on_alloc(ctx, call_site, (__u64)ptr, as_number(cpu, s), &ref, 1);
 }
 
 SEC("tp_btf/kmem_cache_free")
@@ -263,7 +301,8 @@ SEC("tp_btf/kmalloc")
 int BPF_PROG(st_btf_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
              size_t bytes_alloc, gfp_t gfp, int node)
 {
-  return on_alloc(ctx, call_site, (__u64)ptr, kmalloc_key(bytes_alloc, gfp), NULL, bytes_alloc, 1);
+  struct st_cache_ref ref = {.size = bytes_alloc};
+  return on_alloc(ctx, call_site, (__u64)ptr, kmalloc_key(bytes_alloc, gfp), &ref, 1);
 }
 
 SEC("tp_btf/kfree")
@@ -272,13 +311,61 @@ int BPF_PROG(st_btf_kfree, unsigned long call_site, const void *ptr)
   return on_free((__u64)ptr);
 }
 
+/* ---- raw_tp programs (untyped arguments) ---------------------------------- */
+
+/* The same events with every argument a plain u64: nothing for the verifier
+ * to refuse, and no probe_read for the pointers. The cache's name and size
+ * are read once, when its bucket is made. Before 6.1 kmem_cache_alloc had
+ * (call_site, ptr, bytes_req, bytes_alloc, gfp) and no cache pointer (user
+ * space sets alloc_cache_arg from the BTF), and the _node variants were
+ * events of their own. */
+
+static __always_inline int raw_cache_alloc(struct bpf_raw_tracepoint_args *ctx)
+{
+  __u64 ptr = ctx->args[1];
+  struct st_cache_ref ref = {};
+  if (alloc_cache_arg == 2) {
+    ref.cache = ctx->args[2];
+  } else {
+    ref.cache = object_cache(ptr);
+    if (!ref.cache) {
+      /* No way to tell the cache: filed under its size, never a guess. */
+      ref.size = ctx->args[3];
+      return on_alloc(ctx, ctx->args[0], ptr, ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (ref.size & ST_KEY_SIZE_MASK),
+                      &ref, 1);
+    }
+  }
+  return on_alloc(ctx, ctx->args[0], ptr, ref.cache, &ref, 1);
+}
+
+static __always_inline int raw_kmalloc(struct bpf_raw_tracepoint_args *ctx)
+{
+  /* (call_site, ptr, bytes_req, bytes_alloc, gfp[, node]) in every kernel. */
+  struct st_cache_ref ref = {.size = ctx->args[3]};
+  return on_alloc(ctx, ctx->args[0], ctx->args[1], kmalloc_key(ctx->args[3], ctx->args[4]), &ref, 1);
+}
+
+SEC("raw_tp/kmem_cache_alloc")
+int st_raw_cache_alloc(struct bpf_raw_tracepoint_args *ctx) { return raw_cache_alloc(ctx); }
+SEC("raw_tp/kmem_cache_alloc_node")
+int st_raw_cache_alloc_node(struct bpf_raw_tracepoint_args *ctx) { return raw_cache_alloc(ctx); }
+SEC("raw_tp/kmalloc")
+int st_raw_kmalloc(struct bpf_raw_tracepoint_args *ctx) { return raw_kmalloc(ctx); }
+SEC("raw_tp/kmalloc_node")
+int st_raw_kmalloc_node(struct bpf_raw_tracepoint_args *ctx) { return raw_kmalloc(ctx); }
+SEC("raw_tp/kmem_cache_free")
+int st_raw_cache_free(struct bpf_raw_tracepoint_args *ctx) { return on_free(ctx->args[1]); }
+SEC("raw_tp/kfree")
+int st_raw_kfree(struct bpf_raw_tracepoint_args *ctx) { return on_free(ctx->args[1]); }
+
 /* ---- classic tracepoint programs (fallback) ----------------------------- */
 
 /* A __data_loc field: length << 16 | offset from the start of the event. */
 #define ST_DATA_LOC_OFFSET(loc) ((loc) & 0xffffu)
 
 /* Without the kmem_cache pointer, buckets are keyed by a hash of the cache
- * name the event carries (6.18+); older kernels' events carry no name. */
+ * name the event carries (6.18); where it carries none, by the cache found
+ * from the object's slab page; failing both, by size, named as such. */
 static __always_inline __u64 name_key(void *ctx, __u32 data_loc, char *name_out)
 {
   if (!data_loc)
@@ -293,40 +380,43 @@ static __always_inline __u64 name_key(void *ctx, __u32 data_loc, char *name_out)
   return ((__u64)ST_KEY_NAMED << ST_KEY_NAMED_SHIFT) | (h >> (64 - ST_KEY_NAMED_SHIFT));
 }
 
-SEC("tracepoint/kmem/kmem_cache_alloc")
-int st_tp_cache_alloc(struct trace_event_raw_kmem_cache_alloc *ctx)
+static __always_inline int tp_cache_alloc(void *ctx)
 {
+  struct st_alloc_event e = {};
+  read_cache_alloc_tp(ctx, &e);
+  struct st_cache_ref ref = {.size = e.bytes_alloc};
   char name[ST_CACHE_NAME_LEN] = {};
-  __u32 data_loc = 0;
-  if (bpf_core_field_exists(ctx->__data_loc_name))
-    data_loc = BPF_CORE_READ(ctx, __data_loc_name);
-  __u64 bytes = BPF_CORE_READ(ctx, bytes_alloc);
-  __u64 key = name_key(ctx, data_loc, name);
-  if (!key)
-    key = ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (bytes & ST_KEY_SIZE_MASK);
-  const char *name_src = data_loc ? (char *)ctx + ST_DATA_LOC_OFFSET(data_loc) : NULL;
-  return on_alloc(ctx, BPF_CORE_READ(ctx, call_site), (__u64)BPF_CORE_READ(ctx, ptr), key,
-                  name_src, bytes, 0);
+  __u64 key = name_key(ctx, e.name_loc, name);
+  if (key) {
+    ref.name = (char *)ctx + ST_DATA_LOC_OFFSET(e.name_loc);
+  } else if ((ref.cache = object_cache(e.ptr))) {
+    key = ref.cache;
+    ref.size = 0; /* the cache's object size, as in the other modes */
+  } else {
+    key = ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (e.bytes_alloc & ST_KEY_SIZE_MASK);
+  }
+  return on_alloc(ctx, e.call_site, e.ptr, key, &ref, 0);
 }
 
-SEC("tracepoint/kmem/kmem_cache_free")
-int st_tp_cache_free(struct trace_event_raw_kmem_cache_free *ctx)
+static __always_inline int tp_kmalloc(void *ctx)
 {
-  return on_free((__u64)BPF_CORE_READ(ctx, ptr));
+  struct st_alloc_event e = {};
+  read_kmalloc_tp(ctx, &e);
+  struct st_cache_ref ref = {.size = e.bytes_alloc};
+  return on_alloc(ctx, e.call_site, e.ptr, kmalloc_key(e.bytes_alloc, e.gfp), &ref, 0);
 }
 
+SEC("tracepoint/kmem/kmem_cache_alloc")
+int st_tp_cache_alloc(void *ctx) { return tp_cache_alloc(ctx); }
+SEC("tracepoint/kmem/kmem_cache_alloc_node")
+int st_tp_cache_alloc_node(void *ctx) { return tp_cache_alloc(ctx); }
 SEC("tracepoint/kmem/kmalloc")
-int st_tp_kmalloc(struct trace_event_raw_kmalloc *ctx)
-{
-  __u64 bytes = BPF_CORE_READ(ctx, bytes_alloc);
-  return on_alloc(ctx, BPF_CORE_READ(ctx, call_site), (__u64)BPF_CORE_READ(ctx, ptr),
-                  kmalloc_key(bytes, BPF_CORE_READ(ctx, gfp_flags)), NULL, bytes, 0);
-}
-
+int st_tp_kmalloc(void *ctx) { return tp_kmalloc(ctx); }
+SEC("tracepoint/kmem/kmalloc_node")
+int st_tp_kmalloc_node(void *ctx) { return tp_kmalloc(ctx); }
+SEC("tracepoint/kmem/kmem_cache_free")
+int st_tp_cache_free(void *ctx) { return on_free(read_free_tp_ptr(ctx)); }
 SEC("tracepoint/kmem/kfree")
-int st_tp_kfree(struct trace_event_raw_kfree *ctx)
-{
-  return on_free((__u64)BPF_CORE_READ(ctx, ptr));
-}
+int st_tp_kfree(void *ctx) { return on_free(read_free_tp_ptr(ctx)); }
 
 #endif

@@ -38,13 +38,23 @@ __u32 st_next_bucket = 0;
 
 /* Finds or creates the bucket of (cache, cgroup). Creation is rare (once per
  * pair per run) and is where the cache name is copied, off the common path. */
-static __always_inline struct st_bucket *
-bucket_create(struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out);
+/* What an event says about its cache: a name (typed or classic events), or
+ * only the struct kmem_cache address (raw_tp events, or found from the object's
+ * slab page), whose name and size are read once, when the bucket is made. */
+struct st_cache_ref {
+  const char *name;  /* kernel string, or NULL */
+  __u64 cache;       /* struct kmem_cache address to read name/size from, or 0 */
+  __u32 size;        /* object size, or 0: the bucket's */
+};
 
-/* Index and flags of the bucket of (cache, cgroup); 0 when found or made.
- * The per-CPU cache of recent buckets answers most calls without a map. */
-static __always_inline int bucket_for(struct st_cpu_state *cpu, struct st_bucket_key *key, const char *name,
-                                      __u32 object_size, __u32 *idx_out, __u32 *flags_out)
+static __always_inline struct st_bucket *bucket_create(struct st_cpu_state *cpu, struct st_bucket_key *key,
+                                                       const struct st_cache_ref *ref, __u32 *idx_out);
+
+/* Index, flags and object size of the bucket of (cache, cgroup); 0 when found
+ * or made. The per-CPU cache of recent buckets answers most calls without a map. */
+static __always_inline int bucket_for(struct st_cpu_state *cpu, struct st_bucket_key *key,
+                                      const struct st_cache_ref *ref, __u32 *idx_out, __u32 *flags_out,
+                                      __u32 *size_out)
 {
   struct st_bucket_cache_entry *recent = NULL;
   if (cpu) {
@@ -55,6 +65,7 @@ static __always_inline int bucket_for(struct st_cpu_state *cpu, struct st_bucket
     if (recent->idx && recent->cache == key->cache && recent->cgroup == key->cgroup) {
       *idx_out = recent->idx - 1;
       *flags_out = recent->flags;
+      *size_out = ref->size ? ref->size : recent->object_size;
       return 0;
     }
   }
@@ -64,15 +75,17 @@ static __always_inline int bucket_for(struct st_cpu_state *cpu, struct st_bucket
     *idx_out = *idx;
     b = bpf_map_lookup_elem(&st_buckets, idx);
   } else {
-    b = bucket_create(key, name, object_size, idx_out);
+    b = bucket_create(cpu, key, ref, idx_out);
   }
   if (!b)
     return -1;
   *flags_out = b->flags;
+  *size_out = ref->size ? ref->size : b->object_size;
   if (recent) {
     recent->cache = key->cache;
     recent->cgroup = key->cgroup;
     recent->flags = b->flags;
+    recent->object_size = b->object_size;
     recent->idx = *idx_out + 1;
   }
   return 0;
@@ -80,11 +93,19 @@ static __always_inline int bucket_for(struct st_cpu_state *cpu, struct st_bucket
 
 /* Creation is rare (once per pair per run) and is where the cache name is
  * copied, off the common path. */
-static __always_inline struct st_bucket *
-bucket_create(struct st_bucket_key *key, const char *name, __u32 object_size, __u32 *idx_out)
+static __always_inline struct st_bucket *bucket_create(struct st_cpu_state *cpu, struct st_bucket_key *key,
+                                                       const struct st_cache_ref *ref, __u32 *idx_out)
 {
   __u32 *idx = NULL;
+#ifdef ST_LEGACY
+  /* No atomic fetch-and-add before 5.12: each CPU numbers its own buckets
+   * (cpu, cpu + ncpus, ...), and user space reads every index. */
+  if (!cpu)
+    return NULL;
+  __u32 fresh = bpf_get_smp_processor_id() + nr_cpus * cpu->buckets_made++;
+#else
   __u32 fresh = __sync_fetch_and_add(&st_next_bucket, 1);
+#endif
   if (fresh >= ST_MAX_BUCKETS) {
     stat_add(ST_STAT_BUCKETS_FULL, 1);
     return NULL;
@@ -94,6 +115,15 @@ bucket_create(struct st_bucket_key *key, const char *name, __u32 object_size, __
     return NULL;
   b->cache = key->cache;
   b->cgroup = key->cgroup;
+  const char *name = ref->name;
+  __u32 object_size = ref->size;
+  if (ref->cache) {
+    const struct kmem_cache *s = (const struct kmem_cache *)ref->cache;
+    if (!name)
+      name = BPF_CORE_READ(s, name);
+    if (!object_size)
+      object_size = BPF_CORE_READ(s, object_size);
+  }
   b->object_size = object_size;
   if (name)
     bpf_probe_read_kernel_str(b->name, sizeof(b->name), name);

@@ -43,6 +43,23 @@ const volatile struct st_addr_range ignore_ranges[ST_MAX_IGNORE_RANGES] = {};
  * cost two program runs per softirq, this costs one 8-byte read per
  * allocation. */
 const volatile __u32 irq_from_preempt_count = 0;
+/* What the kernel offers, probed by user space at start-up (never guessed
+ * from a version number: distributions backport). */
+/* Argument index of the struct kmem_cache pointer in the kmem_cache_alloc
+ * tracepoint (6.1+: 2), or -1 when the event has none (then the cache is
+ * found from the object's slab page, see object_cache). */
+const volatile __s32 alloc_cache_arg = 2;
+/* bpf_get_current_task_btf (5.11+): the cgroup by direct loads. */
+const volatile __u32 have_task_btf = 1;
+/* Addresses of page_offset_base and vmemmap_base (from /proc/kallsyms; 0 when
+ * the kernel does not list them): where the direct map and struct pages are,
+ * which turns an object into its slab page (see st_layout, object_cache). */
+const volatile __u64 page_offset_base_addr = 0;
+const volatile __u64 vmemmap_base_addr = 0;
+/* kmalloc_reserve is a macro (before 6.3): the data buffer's kmalloc reports
+ * __alloc_skb's return address as its call site, not a site inside it. */
+const volatile __u32 skb_data_site_is_caller = 0;
+const volatile __u32 nr_cpus = 1; /* possible CPUs (ST_LEGACY bucket numbers) */
 const volatile __u32 live_mask = (1 << 21) - 1;
 const volatile __s64 preempt_count_from_rq = 0;
 

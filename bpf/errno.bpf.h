@@ -3,7 +3,9 @@
 #ifndef SLABTRACE_ERRNO_BPF_H
 #define SLABTRACE_ERRNO_BPF_H
 
+#define ST_E2BIG 7
 #define ST_EAGAIN 11
+#define ST_ENOMEM 12
 #define ST_EEXIST 17
 #define ST_ENOSPC 28
 

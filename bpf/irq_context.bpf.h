@@ -54,7 +54,7 @@ static __always_inline __u64 current_cgroup(int ctx_level, int typed)
     return ST_CGROUP_HARDIRQ;
   if (ctx_level == ST_CTX_SOFTIRQ)
     return ST_CGROUP_SOFTIRQ;
-  if (!typed)
+  if (!typed || !have_task_btf)
     return bpf_get_current_cgroup_id();
   /* The helper walks the same pointers, but the call showed in the cost
    * (~15 ns per allocation). */

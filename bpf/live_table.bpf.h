@@ -1,5 +1,10 @@
 /* The live-object table (struct st_slot): open addressing with linear probing
- * in an mmap-able BPF array, searched by address. */
+ * in an mmap-able BPF array, searched by address.
+ *
+ * ST_LEGACY (the object built for kernels without bpf_loop, 5.17, or atomic
+ * compare-and-swap, 5.12): a BPF hash map by address instead, whose
+ * BPF_NOEXIST update and delete are the atomic claim and release. The
+ * interface is the same: live_find(_at), live_try_insert, live_release. */
 #ifndef SLABTRACE_LIVE_TABLE_BPF_H
 #define SLABTRACE_LIVE_TABLE_BPF_H
 
@@ -21,6 +26,21 @@ struct {
   __type(key, __u32);
   __type(value, struct st_slot);
 } st_live SEC(".maps");
+
+/* ST_LEGACY's live set (one entry in the other object: both have every map,
+ * so one skeleton serves both). Sized by user space from --max-objects. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1);
+  __type(key, __u64);
+  __type(value, struct st_slot);
+} st_live_hash SEC(".maps");
+
+#define ST_INSERT_STALE 1             /* the address is in the table already: its free was missed */
+#define ST_INSERT_FULL (-ST_ENOSPC)   /* no free slot within ST_LIVE_PROBES */
+#define ST_INSERT_RACE (-ST_EAGAIN)   /* another CPU took the slot first */
+
+#ifndef ST_LEGACY
 
 /* ---- the live-object table (struct st_slot) ------------------------------ */
 
@@ -99,9 +119,6 @@ static __always_inline struct st_slot *live_find(__u64 ptr)
   return live_find_at(ptr, &index);
 }
 
-#define ST_INSERT_STALE 1             /* the address is in the table already: its free was missed */
-#define ST_INSERT_FULL (-ST_ENOSPC)   /* no free slot within ST_LIVE_PROBES */
-#define ST_INSERT_RACE (-ST_EAGAIN)   /* another CPU took the slot first */
 
 struct st_insert_walk {
   __u64 ptr;
@@ -199,5 +216,39 @@ static __always_inline int live_release(struct st_slot *s, __u64 ptr, __u32 inde
     __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
   return 1;
 }
+
+#else /* ST_LEGACY */
+
+static __always_inline struct st_slot *live_find_at(__u64 ptr, __u32 *index)
+{
+  *index = 0;
+  return bpf_map_lookup_elem(&st_live_hash, &ptr);
+}
+
+static __always_inline struct st_slot *live_find(__u64 ptr)
+{
+  return bpf_map_lookup_elem(&st_live_hash, &ptr);
+}
+
+static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
+{
+  struct st_slot slot = {.addr = ptr, .obj = *obj};
+  long err = bpf_map_update_elem(&st_live_hash, &ptr, &slot, BPF_NOEXIST);
+  if (err == -ST_EEXIST)
+    return ST_INSERT_STALE;
+  if (err == -ST_E2BIG || err == -ST_ENOMEM)
+    return ST_INSERT_FULL;
+  /* -EBUSY: the bucket is locked by the program this one interrupted on
+   * this CPU (the map's own recursion guard). */
+  return err ? ST_INSERT_RACE : 0;
+}
+
+/* The delete is the claim: of two CPUs ending one object, one succeeds. */
+static __always_inline int live_release(struct st_slot *s, __u64 ptr, __u32 index)
+{
+  return bpf_map_delete_elem(&st_live_hash, &ptr) == 0;
+}
+
+#endif /* ST_LEGACY */
 
 #endif

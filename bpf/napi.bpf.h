@@ -73,8 +73,9 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
   }
   struct st_cpu_state *cpu = cpu_state();
   struct st_bucket_key key = {.cache = st_skb_head_cache, .cgroup = current_cgroup(context_level(cpu), typed)};
-  __u32 idx = 0, bucket_flags = 0;
-  if (bucket_for(cpu, &key, st_skb_head_name, st_skb_head_size, &idx, &bucket_flags) != 0 ||
+  __u32 idx = 0, bucket_flags = 0, size = 0;
+  struct st_cache_ref ref = {.name = st_skb_head_name, .size = st_skb_head_size};
+  if (bucket_for(cpu, &key, &ref, &idx, &bucket_flags, &size) != 0 ||
       (bucket_flags & ST_BUCKET_IGNORED))
     return 0;
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
@@ -121,14 +122,18 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
 SEC("tp_btf/napi_gro_frags_entry")
 int BPF_PROG(st_btf_gro_frags, const struct sk_buff *skb)
 {
-  adopt_head(ctx, (__u64)skb, (__u64)BPF_CORE_READ(skb, head), skb, 1);
+  /* The address as a number (raw_arg): older verifiers (6.12) refuse a typed
+   * pointer as an argument of the live table's global functions. */
+  adopt_head(ctx, raw_arg(ctx, 0), (__u64)BPF_CORE_READ(skb, head), skb, 1);
   return 0;
 }
 
 SEC("tp_btf/napi_gro_receive_entry")
 int BPF_PROG(st_btf_gro_receive, const struct sk_buff *skb)
 {
-  adopt_head(ctx, (__u64)skb, (__u64)BPF_CORE_READ(skb, head), skb, 1);
+  /* The address as a number (raw_arg): older verifiers (6.12) refuse a typed
+   * pointer as an argument of the live table's global functions. */
+  adopt_head(ctx, raw_arg(ctx, 0), (__u64)BPF_CORE_READ(skb, head), skb, 1);
   return 0;
 }
 

@@ -23,6 +23,8 @@ struct st_bucket_cache_entry {
   __u64 cgroup;
   __u32 idx;   /* bucket index + 1; 0: empty */
   __u32 flags; /* the bucket's ST_BUCKET_* flags */
+  __u32 object_size; /* the bucket's: raw_tp events carry no size */
+  __u32 pad;
 };
 struct st_cpu_state {
   __u32 softirq_depth;
@@ -33,10 +35,11 @@ struct st_cpu_state {
   /* skb head just allocated in __alloc_skb, awaiting its data; one per
    * context, since an interrupt may allocate its own skb in between. */
   __u64 pending_head[3];
+  __u64 pending_site[3];    /* the call site its data will have (skb_data_site_is_caller) */
   __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
   __u64 scratch;            /* turns a typed pointer into a number, see as_number */
   __u32 stack_countdown;    /* tracked allocations until the next stack capture */
-  __u32 pad;
+  __u32 buckets_made;       /* ST_LEGACY: buckets this CPU created (see bucket_create) */
 };
 
 

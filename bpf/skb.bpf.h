@@ -37,16 +37,20 @@ int BPF_PROG(st_btf_consume_skb, struct sk_buff *skb)
 }
 
 SEC("tp_btf/kfree_skb")
-int BPF_PROG(st_btf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+int BPF_PROG(st_btf_kfree_skb, struct sk_buff *skb)
 {
+  /* (skb, location[, reason[, rx_sk]]): see kfree_skb_has_*. An argument the
+   * kernel lacks must not even be read, so only under the CO-RE test. */
+  __u32 reason = 0;
+  if (kfree_skb_has_reason())
+    reason = (__u32)ctx[2];
   const struct sock *sk = NULL;
-  /* The receiving socket is the tracepoint's fourth argument since 6.12. */
-  if (bpf_core_field_exists(struct trace_event_raw_kfree_skb, rx_sk))
+  if (kfree_skb_has_rx_sk())
     sk = (const struct sock *)raw_arg(ctx, 3);
   if (!sk)
     sk = BPF_CORE_READ(skb, sk);
-  count_drop((__u32)reason, sk);
-  return on_skb_end(raw_arg(ctx, 0), (__u32)reason, 1);
+  count_drop(reason, sk);
+  return on_skb_end(raw_arg(ctx, 0), reason, 1);
 }
 
 SEC("tracepoint/skb/consume_skb")
@@ -58,12 +62,8 @@ int st_tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
 SEC("tracepoint/skb/kfree_skb")
 int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 {
-  __u32 reason = 0;
-  if (bpf_core_field_exists(ctx->reason))
-    reason = BPF_CORE_READ(ctx, reason);
-  const struct sock *sk = NULL;
-  if (bpf_core_field_exists(ctx->rx_sk))
-    sk = BPF_CORE_READ(ctx, rx_sk);
+  __u32 reason = read_kfree_skb_tp_reason(ctx);
+  const struct sock *sk = read_kfree_skb_tp_rx_sk(ctx);
   count_drop(reason, sk);
   return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), reason, 1);
 }

@@ -19,8 +19,12 @@
  *   napi         skb heads from the NAPI cache, adopted on the receive path
  *   skb          sk_buff end events and socket queues
  *
- * Programs exist in flavours (tp_btf with typed arguments, classic tracepoint
- * as the fallback); user space picks one set with autoload. */
+ * Allocation programs exist in three flavours: tp_btf (typed arguments),
+ * raw_tp (untyped: where the verifier refuses tp_btf's void * arguments) and
+ * classic tracepoints (the fallback); user space probes the kernel and picks
+ * one set with autoload (src/bpf/loader.cpp's program table). The same source
+ * is built twice: slabtrace.bpf.o, and with ST_LEGACY for kernels without
+ * bpf_loop or atomic compare-and-swap (see live_table.bpf.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -53,4 +57,20 @@ int st_clock(void *ctx)
   st_clock_jiffies = bpf_jiffies64();
   st_clock_ns = bpf_ktime_get_ns();
   return 0;
+}
+
+/* Never attached: run once by user space before the others are attached, to
+ * read where the kernel put its direct map and struct pages (see
+ * object_cache). Returns 1 when both were read. */
+SEC("raw_tp")
+int st_layout(void *ctx)
+{
+  __u64 base = 0, vmemmap = 0;
+  if (!page_offset_base_addr || !vmemmap_base_addr ||
+      bpf_probe_read_kernel(&base, sizeof(base), (void *)page_offset_base_addr) ||
+      bpf_probe_read_kernel(&vmemmap, sizeof(vmemmap), (void *)vmemmap_base_addr))
+    return 0;
+  st_page_offset = base;
+  st_vmemmap = vmemmap;
+  return 1;
 }

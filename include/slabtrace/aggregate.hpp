@@ -90,6 +90,7 @@ struct RunSnapshot {
   std::uint64_t sample_rate = 1;
   std::uint64_t stack_sample_rate = 1;  // 0: no stacks
   std::string attach_mode;
+  std::vector<std::string> kernel_limits;  // what this kernel could not give, one line each
   double min_age_s = 0;
   std::size_t top = 10;
   std::vector<std::string> cache_filter;  // --cache: slabinfo-only caches are shown only if selected

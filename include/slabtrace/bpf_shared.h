@@ -160,7 +160,8 @@ enum st_stat {
   ST_STAT_SKB_LINKS,         /* skb data buffers paired with their head */
   ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
   ST_STAT_SOCKS_FULL,        /* no room to remember a socket */
-  ST_STAT_BUSY,              /* live-table slot lost to another CPU even on retry: not tracked */
+  ST_STAT_BUSY,              /* live-table slot lost to another CPU (or, legacy hash map, to the
+                                program this one interrupted) even on retry: not tracked */
   ST_STAT_BPF_ALLOCS,        /* allocations by the BPF map allocator: not traced */
   ST_STAT_IRQ_CONTEXT_UNKNOWN, /* preempt count unreadable or not this CPU's */
   ST_STAT_ADOPTED,           /* skb heads adopted on a receive path (no allocation event) */

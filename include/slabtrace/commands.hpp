@@ -11,8 +11,8 @@
 namespace slabtrace::commands {
 
 struct CommonOptions {
-  std::string attach_mode = "auto";
-  std::string irq_context = "programs";
+  bpf::AttachMode attach_mode = bpf::AttachMode::Auto;
+  bpf::IrqContext irq_context = bpf::IrqContext::Programs;
   std::uint32_t sample = 1;
   std::uint32_t max_objects = 1u << 20;
   std::string btf_path;

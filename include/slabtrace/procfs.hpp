@@ -58,4 +58,7 @@ std::vector<ProcCgroupEntry> read_proc_cgroup(const std::string& path = "/proc/s
 // The cgroup-v2 path (the "0::" line), if the process has one.
 std::optional<std::string> cgroup2_path(const std::vector<ProcCgroupEntry>& entries);
 
+// The running kernel's release (uname -r), "unknown" if uname fails.
+std::string kernel_release();
+
 }  // namespace slabtrace::procfs

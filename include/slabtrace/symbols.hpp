@@ -29,9 +29,9 @@ class KernelSymbols {
  public:
   KernelSymbols() = default;
   // Any symbols, in any order (tests, or tables from elsewhere); sorts them by address.
-  explicit KernelSymbols(std::vector<Symbol> symbols);
+  explicit KernelSymbols(std::vector<Symbol> symbols, std::vector<Symbol> variables = {});
 
-  // Keeps text symbols (t/T/w/W); throws ParseError on malformed lines and
+  // Keeps text symbols (t/T/w/W) and the variables below; throws ParseError on malformed lines and
   // UserError when every address is zero (kptr_restrict hides them).
   static KernelSymbols parse(std::istream& in);
   static KernelSymbols load(const std::string& path = "/proc/kallsyms");
@@ -45,9 +45,13 @@ class KernelSymbols {
   // [start, end) of a function: its address up to the next symbol's.
   std::optional<std::pair<std::uint64_t, std::uint64_t>> function_range(std::string_view name) const;
   std::size_t size() const { return symbols_.size(); }
+  // The few kernel variables the BPF side reads (page_offset_base,
+  // vmemmap_base); listed only with CONFIG_KALLSYMS_ALL.
+  std::optional<std::uint64_t> variable_address(std::string_view name) const;
 
  private:
   std::vector<Symbol> symbols_;  // sorted by addr
+  std::vector<Symbol> variables_;
 };
 
 }  // namespace slabtrace::symbols

@@ -21,9 +21,22 @@ namespace slabtrace::bpf {
 // else, so a user without root hears that first.
 void require_privileges();
 
-enum class AttachMode { Auto, TpBtf, Tracepoint };
+// How the allocation events are traced: tp_btf (typed arguments), raw_tp
+// (untyped: where the verifier refuses tp_btf's void * arguments) or classic
+// tracepoints; auto probes the kernel at start-up, in that order.
+enum class AttachMode { Auto, TpBtf, RawTp, Tracepoint };
 std::string to_string(AttachMode mode);
 AttachMode parse_attach_mode(const std::string& text);  // throws UserError
+
+// How allocations in interrupt context are recognised: Programs count
+// softirq/irq entries and exits (two program runs per softirq);
+// PreemptCount reads the CPU's preempt count on every allocation (~38 ns
+// each, x86 6.15+). Measured on UDP churn, 1 softirq per 2 allocations,
+// preempt_count won by 6 %; a node allocates far more often than it takes
+// softirqs, so programs are the default.
+enum class IrqContext { Programs, PreemptCount };
+std::string to_string(IrqContext how);
+IrqContext parse_irq_context(const std::string& text);  // throws UserError
 
 struct AddrRange {
   std::uint64_t start = 0;
@@ -40,15 +53,17 @@ struct TracerOptions {
   std::vector<std::string> cache_names;
   std::vector<std::uint64_t> cache_keys;
   std::vector<AddrRange> skb_alloc_ranges;  // __alloc_skb, kmalloc_reserve
+  // kmalloc_reserve is no function (a macro before 6.3): the data buffer's
+  // call site is __alloc_skb's caller, found from the head's stack.
+  bool skb_data_site_is_caller = false;
   AddrRange skb_clone_range;
   std::vector<AddrRange> ignore_ranges;  // allocation sites never traced (the BPF map allocator)
-  // How allocations in interrupt context are recognised: "programs" count
-  // softirq/irq entries and exits (two program runs per softirq);
-  // "preempt_count" reads the CPU's preempt count on every allocation
-  // (~38 ns each, x86 6.15+). Measured on UDP churn, 1 softirq per 2
-  // allocations, preempt_count won by 6 %; a node allocates far more often
-  // than it takes softirqs, so programs are the default.
-  std::string irq_context = "programs";
+  IrqContext irq_context = IrqContext::Programs;
+  // Addresses of the kernel's page_offset_base and vmemmap_base (kallsyms;
+  // 0: not listed): let the BPF side find an object's cache from its slab
+  // page where the allocation event carries no cache pointer (before 6.1).
+  std::uint64_t page_offset_base_addr = 0;
+  std::uint64_t vmemmap_base_addr = 0;
   bool verbose = false;
 };
 
@@ -85,14 +100,17 @@ class Tracer {
   Tracer& operator=(const Tracer&) = delete;
 
   AttachMode attach_mode() const { return mode_; }
-  // "preempt_count" or "programs": how interrupt context is recognised.
-  const std::string& irq_context() const { return irq_context_; }
+  IrqContext irq_context() const { return irq_context_; }
+  // One line each for what this kernel could not give (probed at start-up),
+  // e.g. caches named by size only; empty when nothing is missing.
+  const std::vector<std::string>& limitations() const { return limitations_; }
   std::uint64_t start_ns() const { return start_ns_; }  // CLOCK_MONOTONIC at start
   const std::vector<std::string>& missing_optional() const { return missing_optional_; }
 
   std::vector<BucketSnapshot> buckets() const;
   st_stats stats() const;
-  // Calls fn for every live object; batches through the map without copying it whole.
+  // Calls fn for every live object, read from the mmap-ed table (or, in the
+  // legacy object for old kernels, walked from the hash map in batches).
   void for_each_live(const std::function<void(const LiveObject&)>& fn) const;
   // The live object at an address, searched as the BPF side does.
   std::optional<LiveObject> find_live(std::uint64_t addr) const;
@@ -114,6 +132,7 @@ class Tracer {
 
  private:
   void open_and_load(const TracerOptions& options, AttachMode mode);
+  void reset();
   int sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const;
 
   struct SkelDeleter {
@@ -122,7 +141,13 @@ class Tracer {
   std::unique_ptr<::slabtrace_bpf, SkelDeleter> skel_;
   std::vector<::bpf_link*> links_;  // destroyed before the skeleton
   AttachMode mode_ = AttachMode::Auto;
-  std::string irq_context_ = "programs";
+  IrqContext irq_context_ = IrqContext::Programs;
+  // The object built for kernels without bpf_loop / atomic compare-and-swap:
+  // its live set is a hash map (st_live_hash), its bucket numbers per CPU.
+  bool legacy_ = false;
+  bool task_btf_ = false;     // bpf_get_current_task_btf (5.11)
+  int alloc_cache_arg_ = -1;  // kmem_cache_alloc's struct kmem_cache * argument, -1: none
+  std::vector<std::string> limitations_;
   std::uint64_t start_ns_ = 0;
   // jiffies and CLOCK_MONOTONIC read together by the st_clock program.
   struct Clock {

@@ -12,11 +12,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <optional>
 
 #include "slabtrace/bpf_shared.h"
 #include "slabtrace.skel.h"
+#include "slabtrace_legacy.skel.h"
 #include "slabtrace/error.hpp"
 #include "slabtrace/tracer.hpp"
 
@@ -31,6 +33,11 @@ static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);
 static_assert(sizeof(st_slot) == 24, "a live-object slot is 24 bytes: the table's memory is slots x 24");
 static_assert((ST_MAX_BUCKETS & (ST_MAX_BUCKETS - 1)) == 0 && ST_MAX_BUCKETS <= (1u << ST_OBJ_STACK_SHIFT));
 static_assert(ST_MAX_STACKS <= ST_OBJ_NO_STACK);
+// One skeleton opens both objects (see Tracer::open_and_load): same maps,
+// programs and global data, in the same layout.
+static_assert(sizeof(::slabtrace_bpf) == sizeof(::slabtrace_legacy_bpf));
+static_assert(sizeof(*::slabtrace_bpf{}.rodata) == sizeof(*::slabtrace_legacy_bpf{}.rodata));
+static_assert(sizeof(*::slabtrace_bpf{}.bss) == sizeof(*::slabtrace_legacy_bpf{}.bss));
 
 namespace slabtrace::bpf {
 namespace {
@@ -42,9 +49,13 @@ std::mutex g_log_mutex;
 std::string g_last_libbpf_line;
 
 int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
-  char buf[1024];
-  vsnprintf(buf, sizeof buf, format, args);
-  std::string line(buf);
+  // The verifier's log arrives as one message of many kilobytes.
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string line(n > 0 ? std::size_t(n) : 0, '\0');
+  if (n > 0) vsnprintf(line.data(), line.size() + 1, format, args);
   while (!line.empty() && line.back() == '\n') line.pop_back();
   if (g_verbose) {
     spdlog::debug("libbpf: {}", line);
@@ -71,53 +82,143 @@ bool path_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// Does a classic tracepoint's format list a field of that name?
+bool tracefs_has_field(const std::string& category, const std::string& event, const std::string& field) {
+  for (const char* base : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
+    std::ifstream in(std::string(base) + category + "/" + event + "/format");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find("field:") != std::string::npos && line.find(" " + field + ";") != std::string::npos) return true;
+  }
+  return false;
+}
+
 bool tracefs_has_event(const std::string& category, const std::string& event) {
   for (const char* base : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"})
     if (path_exists(std::string(base) + category + "/" + event)) return true;
   return false;
 }
 
-// A BPF program's tracepoint, from its section name: "tp_btf/kfree" or
-// "tracepoint/kmem/kfree".
-struct ProgramTarget {
-  bool btf = false;
-  std::string category;  // classic tracepoints only
-  std::string event;
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// ---- the program table ------------------------------------------------------
+
+using Progs = decltype(std::declval<::slabtrace_bpf>().progs);
+
+enum class Flavour { TpBtf, RawTp, Tracepoint };
+// Which mode decides a program's flavour: the allocation events follow the
+// attach mode; the others are tp_btf wherever BTF is (their struct arguments
+// pass the verifier on every kernel), classic in tracepoint mode.
+enum class Group { Kmem, Irq, Skb };
+
+struct ProgramSpec {
+  bpf_program* Progs::*prog;
+  Flavour flavour;
+  Group group;
+  const char* category;  // tracefs category of the event
+  const char* event;
+  bool required;      // the job cannot be done without it
+  bool attach_first;  // exits before entries: no entry is ever seen without its exit
 };
 
-ProgramTarget target_of(const bpf_program* prog) {
-  std::string sec = bpf_program__section_name(prog);
-  ProgramTarget t;
-  if (sec.rfind("tp_btf/", 0) == 0) {
-    t.btf = true;
-    t.event = sec.substr(7);
-  } else {
-    auto rest = sec.substr(sec.find('/') + 1);
-    auto slash = rest.find('/');
-    t.category = rest.substr(0, slash);
-    t.event = rest.substr(slash + 1);
-  }
+constexpr bool kRequired = true, kOptional = false, kFirst = true, kAnyOrder = false;
+
+// Every attached program. st_clock and st_layout are run, never attached.
+const ProgramSpec kPrograms[] = {
+    {&Progs::st_btf_cache_alloc, Flavour::TpBtf, Group::Kmem, "kmem", "kmem_cache_alloc", kRequired, kAnyOrder},
+    {&Progs::st_btf_cache_free, Flavour::TpBtf, Group::Kmem, "kmem", "kmem_cache_free", kRequired, kAnyOrder},
+    {&Progs::st_btf_kmalloc, Flavour::TpBtf, Group::Kmem, "kmem", "kmalloc", kRequired, kAnyOrder},
+    {&Progs::st_btf_kfree, Flavour::TpBtf, Group::Kmem, "kmem", "kfree", kRequired, kAnyOrder},
+    {&Progs::st_raw_cache_alloc, Flavour::RawTp, Group::Kmem, "kmem", "kmem_cache_alloc", kRequired, kAnyOrder},
+    {&Progs::st_raw_cache_free, Flavour::RawTp, Group::Kmem, "kmem", "kmem_cache_free", kRequired, kAnyOrder},
+    {&Progs::st_raw_kmalloc, Flavour::RawTp, Group::Kmem, "kmem", "kmalloc", kRequired, kAnyOrder},
+    {&Progs::st_raw_kfree, Flavour::RawTp, Group::Kmem, "kmem", "kfree", kRequired, kAnyOrder},
+    // Separate events before 6.1 ("mm/slab_common: unify NUMA and UMA version of tracepoints").
+    {&Progs::st_raw_cache_alloc_node, Flavour::RawTp, Group::Kmem, "kmem", "kmem_cache_alloc_node", kOptional, kAnyOrder},
+    {&Progs::st_raw_kmalloc_node, Flavour::RawTp, Group::Kmem, "kmem", "kmalloc_node", kOptional, kAnyOrder},
+    {&Progs::st_tp_cache_alloc, Flavour::Tracepoint, Group::Kmem, "kmem", "kmem_cache_alloc", kRequired, kAnyOrder},
+    {&Progs::st_tp_cache_free, Flavour::Tracepoint, Group::Kmem, "kmem", "kmem_cache_free", kRequired, kAnyOrder},
+    {&Progs::st_tp_kmalloc, Flavour::Tracepoint, Group::Kmem, "kmem", "kmalloc", kRequired, kAnyOrder},
+    {&Progs::st_tp_kfree, Flavour::Tracepoint, Group::Kmem, "kmem", "kfree", kRequired, kAnyOrder},
+    {&Progs::st_tp_cache_alloc_node, Flavour::Tracepoint, Group::Kmem, "kmem", "kmem_cache_alloc_node", kOptional, kAnyOrder},
+    {&Progs::st_tp_kmalloc_node, Flavour::Tracepoint, Group::Kmem, "kmem", "kmalloc_node", kOptional, kAnyOrder},
+    {&Progs::st_btf_softirq_entry, Flavour::TpBtf, Group::Irq, "irq", "softirq_entry", kOptional, kAnyOrder},
+    {&Progs::st_btf_softirq_exit, Flavour::TpBtf, Group::Irq, "irq", "softirq_exit", kOptional, kFirst},
+    {&Progs::st_btf_irq_entry, Flavour::TpBtf, Group::Irq, "irq", "irq_handler_entry", kOptional, kAnyOrder},
+    {&Progs::st_btf_irq_exit, Flavour::TpBtf, Group::Irq, "irq", "irq_handler_exit", kOptional, kFirst},
+    {&Progs::st_tp_softirq_entry, Flavour::Tracepoint, Group::Irq, "irq", "softirq_entry", kOptional, kAnyOrder},
+    {&Progs::st_tp_softirq_exit, Flavour::Tracepoint, Group::Irq, "irq", "softirq_exit", kOptional, kFirst},
+    {&Progs::st_tp_irq_entry, Flavour::Tracepoint, Group::Irq, "irq", "irq_handler_entry", kOptional, kAnyOrder},
+    {&Progs::st_tp_irq_exit, Flavour::Tracepoint, Group::Irq, "irq", "irq_handler_exit", kOptional, kFirst},
+    {&Progs::st_btf_consume_skb, Flavour::TpBtf, Group::Skb, "skb", "consume_skb", kOptional, kAnyOrder},
+    {&Progs::st_btf_kfree_skb, Flavour::TpBtf, Group::Skb, "skb", "kfree_skb", kOptional, kAnyOrder},
+    {&Progs::st_btf_skb_read, Flavour::TpBtf, Group::Skb, "skb", "skb_copy_datagram_iovec", kOptional, kAnyOrder},
+    {&Progs::st_btf_data_ready, Flavour::TpBtf, Group::Skb, "sock", "sk_data_ready", kOptional, kAnyOrder},
+    {&Progs::st_tp_consume_skb, Flavour::Tracepoint, Group::Skb, "skb", "consume_skb", kOptional, kAnyOrder},
+    {&Progs::st_tp_kfree_skb, Flavour::Tracepoint, Group::Skb, "skb", "kfree_skb", kOptional, kAnyOrder},
+    {&Progs::st_tp_skb_read, Flavour::Tracepoint, Group::Skb, "skb", "skb_copy_datagram_iovec", kOptional, kAnyOrder},
+    {&Progs::st_tp_data_ready, Flavour::Tracepoint, Group::Skb, "sock", "sk_data_ready", kOptional, kAnyOrder},
+    // NAPI heads adopted on the receive path (napi.bpf.h).
+    {&Progs::st_btf_gro_frags, Flavour::TpBtf, Group::Skb, "net", "napi_gro_frags_entry", kOptional, kAnyOrder},
+    {&Progs::st_btf_gro_receive, Flavour::TpBtf, Group::Skb, "net", "napi_gro_receive_entry", kOptional, kAnyOrder},
+    {&Progs::st_tp_gro_frags, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_frags_entry", kOptional, kAnyOrder},
+    {&Progs::st_tp_gro_receive, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_receive_entry", kOptional, kAnyOrder},
+};
+
+bool kernel_has(const ProgramSpec& p) {
+  if (p.flavour == Flavour::Tracepoint) return tracefs_has_event(p.category, p.event);
+  // tp_btf and raw_tp attach to the same raw tracepoint, named by its BTF typedef.
+  return libbpf_find_vmlinux_btf_id(p.event, BPF_TRACE_RAW_TP) > 0;
+}
+
+// ---- probes, once at start-up -------------------------------------------------
+
+const btf_type* skip_modifiers(const btf* b, std::uint32_t id) {
+  const btf_type* t = btf__type_by_id(b, id);
+  while (t && (btf_is_mod(t) || btf_is_typedef(t))) t = btf__type_by_id(b, t->type);
   return t;
 }
 
-bool kernel_has(const ProgramTarget& t) {
-  if (t.btf) return libbpf_find_vmlinux_btf_id(t.event.c_str(), BPF_TRACE_RAW_TP) > 0;
-  return tracefs_has_event(t.category, t.event);
+// Argument index (after the tracepoint's hidden first) of `struct NAME *` in
+// a raw tracepoint's prototype (typedef btf_trace_EVENT), or -1.
+int struct_arg_index(const btf* b, const char* event, const char* name) {
+  int id = btf__find_by_name_kind(b, (std::string("btf_trace_") + event).c_str(), BTF_KIND_TYPEDEF);
+  if (id <= 0) return -1;
+  const btf_type* fn = skip_modifiers(b, btf__type_by_id(b, id)->type);
+  if (!fn || !btf_is_ptr(fn)) return -1;
+  fn = btf__type_by_id(b, fn->type);
+  if (!fn || !btf_is_func_proto(fn)) return -1;
+  const btf_param* p = btf_params(fn);
+  for (int i = 1; i < btf_vlen(fn); ++i) {
+    const btf_type* t = skip_modifiers(b, p[i].type);
+    if (!t || !btf_is_ptr(t)) continue;
+    const btf_type* target = skip_modifiers(b, t->type);
+    if (target && btf_is_struct(target) && std::strcmp(btf__name_by_offset(b, target->name_off), name) == 0)
+      return i - 1;
+  }
+  return -1;
 }
 
-// The kmem events are the job; the rest improve it and may be absent on older
-// kernels (sk_data_ready is 6.3+).
-bool is_required(const ProgramTarget& t) {
-  return t.event == "kmem_cache_alloc" || t.event == "kmem_cache_free" || t.event == "kmalloc" ||
-         t.event == "kfree";
+// Does the verifier let a tp_btf program read a `const void *` argument
+// directly (the kmem events' ptr)? 6.18 does; 6.1 and 6.12 refuse ("arg1 type
+// UNKNOWN is not a struct"). Three instructions, loaded and closed.
+bool tp_btf_reads_void_args() {
+  int btf_id = libbpf_find_vmlinux_btf_id("kmem_cache_alloc", BPF_TRACE_RAW_TP);
+  if (btf_id <= 0) return false;
+  const bpf_insn insns[] = {
+      {BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_2, BPF_REG_1, 8, 0},  // r2 = ctx[1] (ptr)
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},          // r0 = 0
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
+              .attach_btf_id = std::uint32_t(btf_id));
+  int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "st_probe", "GPL", insns, 3, &opts);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
 }
 
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
-
-bool is_irq_depth_program(const ProgramTarget& t) {
-  return t.event == "softirq_entry" || t.event == "softirq_exit" || t.event == "irq_handler_entry" ||
-         t.event == "irq_handler_exit";
-}
+bool has_helper(bpf_func_id helper) { return libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, helper, nullptr) == 1; }
 
 // Offset of a variable inside the kernel's static per-CPU section, from the
 // BTF's .data..percpu DATASEC; -1 when BTF does not list it.
@@ -171,6 +272,7 @@ void require_privileges() {
 std::string to_string(AttachMode mode) {
   switch (mode) {
     case AttachMode::TpBtf: return "tp_btf";
+    case AttachMode::RawTp: return "raw_tp";
     case AttachMode::Tracepoint: return "tracepoint";
     case AttachMode::Auto: break;
   }
@@ -180,18 +282,71 @@ std::string to_string(AttachMode mode) {
 AttachMode parse_attach_mode(const std::string& text) {
   if (text == "auto") return AttachMode::Auto;
   if (text == "tp_btf") return AttachMode::TpBtf;
+  if (text == "raw_tp") return AttachMode::RawTp;
   if (text == "tracepoint") return AttachMode::Tracepoint;
-  throw UserError(fmt::format("unknown attach mode '{}': use auto, tp_btf or tracepoint", text));
+  throw UserError(fmt::format("unknown attach mode '{}': use auto, tp_btf, raw_tp or tracepoint", text));
+}
+
+std::string to_string(IrqContext how) { return how == IrqContext::PreemptCount ? "preempt_count" : "programs"; }
+
+IrqContext parse_irq_context(const std::string& text) {
+  if (text == "programs") return IrqContext::Programs;
+  if (text == "preempt_count") return IrqContext::PreemptCount;
+  throw UserError(fmt::format("unknown --irq-context '{}': use programs or preempt_count", text));
 }
 
 void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bpf__destroy(skel); }
+
+namespace {
+
+// What the kernel offers, probed once before anything is loaded.
+struct KernelFeatures {
+  bool btf = false;               // vmlinux BTF (or --btf)
+  bool tp_btf_void_args = false;  // see tp_btf_reads_void_args
+  int alloc_cache_arg = -1;       // kmem_cache_alloc's struct kmem_cache * argument
+  bool bpf_loop = false;          // 5.17; with it, atomic compare-and-swap (5.12)
+  bool task_btf = false;          // bpf_get_current_task_btf, 5.11
+};
+
+KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
+  KernelFeatures f;
+  f.btf = have_btf;
+  btf* vmlinux = options.btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(options.btf_path.c_str(), nullptr);
+  if (vmlinux) {
+    f.alloc_cache_arg = struct_arg_index(vmlinux, "kmem_cache_alloc", "kmem_cache");
+    btf__free(vmlinux);
+  }
+  f.tp_btf_void_args = have_btf && tp_btf_reads_void_args();
+  f.bpf_loop = has_helper(BPF_FUNC_loop);
+  f.task_btf = has_helper(BPF_FUNC_get_current_task_btf);
+  spdlog::debug("kernel: btf {} tp_btf void args {} kmem_cache_alloc cache arg {} bpf_loop {} task_btf {}", f.btf,
+                f.tp_btf_void_args, f.alloc_cache_arg, f.bpf_loop, f.task_btf);
+  return f;
+}
+
+// The attach modes to try, best first. tp_btf needs the cache pointer in the
+// event and void * arguments the verifier lets it read.
+std::vector<AttachMode> modes_to_try(AttachMode wanted, const KernelFeatures& f) {
+  if (wanted != AttachMode::Auto) return {wanted};
+  std::vector<AttachMode> modes;
+  if (f.btf && f.tp_btf_void_args && f.alloc_cache_arg == 2) modes.push_back(AttachMode::TpBtf);
+  if (f.btf) modes.push_back(AttachMode::RawTp);
+  modes.push_back(AttachMode::Tracepoint);
+  return modes;
+}
+
+Flavour flavour_of(AttachMode mode) {
+  return mode == AttachMode::TpBtf ? Flavour::TpBtf : mode == AttachMode::RawTp ? Flavour::RawTp : Flavour::Tracepoint;
+}
+
+}  // namespace
 
 Tracer::Tracer(const TracerOptions& options) {
   g_verbose = options.verbose;
   libbpf_set_print(libbpf_print);
   require_privileges();
-  bool have_btf = path_exists("/sys/kernel/btf/vmlinux");
-  if (!have_btf && options.btf_path.empty())
+  bool have_btf = path_exists("/sys/kernel/btf/vmlinux") || !options.btf_path.empty();
+  if (!have_btf)
     throw UserError("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); pass --btf PATH to a BTF file for this kernel");
   if (!options.btf_path.empty() && !path_exists(options.btf_path))
     throw UserError(fmt::format("--btf {}: no such file", options.btf_path));
@@ -199,57 +354,108 @@ Tracer::Tracer(const TracerOptions& options) {
     spdlog::debug("tracefs not mounted or kmem events missing; tp_btf may still work");
 
   ncpus_ = std::max(1, libbpf_num_possible_cpus());
-  AttachMode wanted = options.attach_mode;
-  if (wanted == AttachMode::Auto) wanted = have_btf ? AttachMode::TpBtf : AttachMode::Tracepoint;
-  try {
-    open_and_load(options, wanted);
-  } catch (const UserError& e) {
-    if (options.attach_mode != AttachMode::Auto || wanted != AttachMode::TpBtf) throw;
-    spdlog::info("tp_btf programs did not load ({}); falling back to classic tracepoints", e.what());
-    skel_.reset();
-    for (auto* link : links_) bpf_link__destroy(link);
-    links_.clear();
-    missing_optional_.clear();
-    open_and_load(options, AttachMode::Tracepoint);
+  KernelFeatures features = probe_kernel(options, have_btf);
+  legacy_ = !features.bpf_loop;
+  task_btf_ = features.task_btf;
+  alloc_cache_arg_ = features.alloc_cache_arg;
+  std::vector<AttachMode> modes = modes_to_try(options.attach_mode, features);
+  for (std::size_t i = 0; i < modes.size(); ++i) {
+    try {
+      open_and_load(options, modes[i]);
+      break;
+    } catch (const UserError& e) {
+      if (i + 1 == modes.size()) throw;
+      spdlog::info("{} programs did not load ({}); trying {}", to_string(modes[i]), e.what(), to_string(modes[i + 1]));
+      reset();
+    }
   }
+
+  // One line for each thing this kernel cannot give.
+  bool cache_from_page = skel_->bss->st_vmemmap != 0;
+  if (mode_ == AttachMode::RawTp && features.alloc_cache_arg != 2)
+    limitations_.push_back(cache_from_page
+                               ? "kmem_cache_alloc carries no cache pointer on this kernel: caches found from each object's slab page"
+                               : "kmem_cache_alloc carries no cache pointer and page_offset_base/vmemmap_base are not in kallsyms: such caches are named by object size only (size-N)");
+  if (mode_ == AttachMode::Tracepoint && !cache_from_page && !tracefs_has_field("kmem", "kmem_cache_alloc", "name"))
+    limitations_.push_back("classic kmem_cache_alloc carries no cache name and the slab layout is unknown: caches named by object size only (size-N)");
+  if (legacy_)
+    limitations_.push_back("no bpf_loop (5.17) on this kernel: live objects kept in a BPF hash map (more memory and cost per event)");
+  if (!features.task_btf)
+    limitations_.push_back("no bpf_get_current_task_btf (5.11): cgroups read through the helper");
+  for (const auto& missing : missing_optional_)
+    limitations_.push_back(fmt::format("tracepoint {} is not available on this kernel: {}", missing,
+                                       missing == "sk_data_ready" ? "holders come from the socket census only"
+                                       : missing == "kfree_skb" || missing == "consume_skb" ? "sk_buff ends are seen only as frees"
+                                                                                           : "continuing without it"));
+}
+
+void Tracer::reset() {
+  for (auto* link : links_) bpf_link__destroy(link);
+  links_.clear();
+  if (live_slots_) munmap(const_cast<st_slot*>(live_slots_), live_map_bytes_);
+  live_slots_ = nullptr;
+  skel_.reset();
+  missing_optional_.clear();
 }
 
 void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
   if (!options.btf_path.empty()) open_opts.btf_custom_path = options.btf_path.c_str();
-  skel_.reset(slabtrace_bpf__open_opts(&open_opts));
-  if (!skel_) throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(errno)));
+  // Both objects come from one source and have the same maps, programs and
+  // globals (static_asserts above): one skeleton opens either.
+  auto* skel = static_cast<::slabtrace_bpf*>(calloc(1, sizeof(::slabtrace_bpf)));
+  if (!skel) throw UserError("out of memory opening the BPF object");
+  skel_.reset(skel);
+  if (int err = slabtrace_bpf__create_skeleton(skel); err)
+    throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(err)));
+  if (legacy_) skel->skeleton->data = const_cast<void*>(slabtrace_legacy_bpf__elf_bytes(&skel->skeleton->data_sz));
+  if (int err = bpf_object__open_skeleton(skel->skeleton, &open_opts); err)
+    throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(err)));
 
-  bool want_btf = mode == AttachMode::TpBtf;
-  if (options.irq_context != "preempt_count" && options.irq_context != "programs")
-    throw UserError(fmt::format("unknown --irq-context '{}': use programs or preempt_count", options.irq_context));
   std::optional<long long> pc_from_rq;
-  if (options.irq_context == "preempt_count") pc_from_rq = preempt_count_from_rq(options.btf_path);
-  bool use_preempt_count = pc_from_rq.has_value();
-  if (options.irq_context == "preempt_count" && !use_preempt_count)
-    throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout it needs; use programs");
-  irq_context_ = use_preempt_count ? "preempt_count" : "programs";
-  bpf_program* prog = nullptr;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    if (prog == skel_->progs.st_clock) continue;  // loaded, never attached
-    ProgramTarget t = target_of(prog);
-    bool ours = t.btf == want_btf;
-    if (ours && !kernel_has(t)) {
-      if (is_required(t))
-        throw UserError(fmt::format("this kernel has no {} tracepoint {}{}", want_btf ? "BTF" : "classic",
-                                    t.category.empty() ? "" : t.category + ":", t.event));
-      missing_optional_.push_back(t.event);
+  if (options.irq_context == IrqContext::PreemptCount) {
+    pc_from_rq = preempt_count_from_rq(options.btf_path);
+    if (!pc_from_rq)
+      throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout it needs; use programs");
+  }
+  irq_context_ = options.irq_context;
+
+  // A program missing from the table would load and never attach: refuse.
+  {
+    std::size_t listed = std::size(kPrograms) + 2;  // + st_clock, st_layout (run, never attached)
+    std::size_t in_object = 0;
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, skel_->obj) ++in_object;
+    if (in_object != listed)
+      throw UserError(fmt::format("internal: {} BPF programs in the object, {} in the loader's table", in_object, listed));
+  }
+  Flavour kmem = flavour_of(mode);
+  Flavour others = mode == AttachMode::Tracepoint ? Flavour::Tracepoint : Flavour::TpBtf;
+  for (const ProgramSpec& p : kPrograms) {
+    bpf_program* prog = skel_->progs.*p.prog;
+    bool ours = p.flavour == (p.group == Group::Kmem ? kmem : others);
+    if (p.group == Group::Irq && irq_context_ == IrqContext::PreemptCount) ours = false;
+    if (ours && !kernel_has(p)) {
+      if (p.required)
+        throw UserError(fmt::format("this kernel has no {} tracepoint {}:{}", to_string(mode), p.category, p.event));
+      if (std::find(missing_optional_.begin(), missing_optional_.end(), p.event) == missing_optional_.end() &&
+          std::string_view(p.event).find("_node") == std::string_view::npos)  // _node: gone since 6.1, by design
+        missing_optional_.push_back(p.event);
       ours = false;
     }
-    if (use_preempt_count && is_irq_depth_program(t)) ours = false;
     bpf_program__set_autoload(prog, ours);
   }
 
   auto* ro = skel_->rodata;
   ro->sample_shift = options.sample_shift;
-  ro->irq_from_preempt_count = use_preempt_count ? 1 : 0;
+  ro->irq_from_preempt_count = pc_from_rq ? 1 : 0;
   ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;
+  ro->nr_cpus = std::uint32_t(ncpus_);
+  ro->have_task_btf = task_btf_ ? 1 : 0;
+  ro->alloc_cache_arg = alloc_cache_arg_;
+  ro->page_offset_base_addr = options.page_offset_base_addr;
+  ro->vmemmap_base_addr = options.vmemmap_base_addr;
   start_ns_ = monotonic_ns();
   if (options.cache_names.size() + options.cache_keys.size() > ST_MAX_CACHE_FILTERS)
     throw UserError(fmt::format("at most {} --cache filters", ST_MAX_CACHE_FILTERS));
@@ -268,15 +474,18 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
     ro->ignore_ranges[i].start = options.ignore_ranges[i].start;
     ro->ignore_ranges[i].end = options.ignore_ranges[i].end;
   }
+  ro->skb_data_site_is_caller = options.skb_data_site_is_caller ? 1 : 0;
   ro->skb_clone_range.start = options.skb_clone_range.start;
   ro->skb_clone_range.end = options.skb_clone_range.end;
 
   // Two slots per object the user asked room for, a power of two: linear
-  // probing stays short below half full.
+  // probing stays short below half full. The legacy object's hash map has one
+  // entry per object, and the unused map of each object one entry.
   std::uint32_t slots = 1024;
   while (slots < options.max_objects) slots <<= 1;
   slots <<= 1;
-  bpf_map__set_max_entries(skel_->maps.st_live, slots);
+  bpf_map__set_max_entries(skel_->maps.st_live, legacy_ ? 1 : slots);
+  bpf_map__set_max_entries(skel_->maps.st_live_hash, legacy_ ? options.max_objects : 1);
   ro->live_mask = slots - 1;
 
   if (int err = slabtrace_bpf__load(skel_.get()); err) {
@@ -284,32 +493,38 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
     throw UserError(fmt::format("loading the {} BPF programs failed: {}{}", to_string(mode), errno_text(err),
                                 why.empty() ? "" : " (" + why + ")"));
   }
+  {
+    // Where the slab pages are: before any event, so none misses it.
+    LIBBPF_OPTS(bpf_test_run_opts, run);
+    if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.st_layout), &run) != 0)
+      spdlog::debug("st_layout did not run: {}", errno_text(errno));
+  }
   // Interrupt depth is counted by entry/exit pairs: attach every exit before
   // any entry, so no entry is ever seen without its exit.
-  std::vector<bpf_program*> order;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    if (bpf_program__autoload(prog) && prog != skel_->progs.st_clock) order.push_back(prog);
-  }
-  std::stable_partition(order.begin(), order.end(), [](bpf_program* p) {
-    return std::string(bpf_program__section_name(p)).find("_exit") != std::string::npos;
-  });
-  for (bpf_program* prog : order) {
-    bpf_link* link = bpf_program__attach(prog);
-    if (!link) {
-      int err = errno;
-      throw UserError(fmt::format("attaching {} to {} failed: {}", bpf_program__name(prog),
-                                  bpf_program__section_name(prog), errno_text(err)));
+  for (bool first : {true, false}) {
+    for (const ProgramSpec& p : kPrograms) {
+      bpf_program* prog = skel_->progs.*p.prog;
+      if (p.attach_first != first || !bpf_program__autoload(prog)) continue;
+      bpf_link* link = bpf_program__attach(prog);
+      if (!link) {
+        int err = errno;
+        throw UserError(fmt::format("attaching {} to {} failed: {}", bpf_program__name(prog),
+                                    bpf_program__section_name(prog), errno_text(err)));
+      }
+      links_.push_back(link);
     }
-    links_.push_back(link);
   }
   mode_ = mode;
 
-  long page = sysconf(_SC_PAGESIZE);
-  live_slot_count_ = bpf_map__max_entries(skel_->maps.st_live);
-  live_map_bytes_ = (live_slot_count_ * sizeof(st_slot) + std::size_t(page) - 1) / std::size_t(page) * std::size_t(page);
-  void* view = mmap(nullptr, live_map_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.st_live), 0);
-  if (view == MAP_FAILED) throw UserError(fmt::format("cannot map the live-object table: {}", errno_text(errno)));
-  live_slots_ = static_cast<const st_slot*>(view);
+  if (!legacy_) {
+    long page = sysconf(_SC_PAGESIZE);
+    live_slot_count_ = bpf_map__max_entries(skel_->maps.st_live);
+    live_map_bytes_ =
+        (live_slot_count_ * sizeof(st_slot) + std::size_t(page) - 1) / std::size_t(page) * std::size_t(page);
+    void* view = mmap(nullptr, live_map_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.st_live), 0);
+    if (view == MAP_FAILED) throw UserError(fmt::format("cannot map the live-object table: {}", errno_text(errno)));
+    live_slots_ = static_cast<const st_slot*>(view);
+  }
   clock_at_start_ = read_clock();
 }
 
@@ -348,6 +563,14 @@ Tracer::~Tracer() {
   if (stats_fd_ >= 0) close(stats_fd_);
 }
 
+namespace {
+
+[[noreturn]] void map_read_failed(const char* map, int err) {
+  throw UserError(fmt::format("reading BPF map {} failed: {}", map, errno_text(err)));
+}
+
+}  // namespace
+
 int Tracer::sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const {
   std::size_t stride = (value_size + 7) & ~std::size_t(7);
   std::vector<std::uint64_t> raw(stride / 8 * std::size_t(ncpus_));
@@ -360,17 +583,19 @@ int Tracer::sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t val
 }
 
 std::vector<BucketSnapshot> Tracer::buckets() const {
-  std::uint32_t used = std::min<std::uint32_t>(skel_->bss->st_next_bucket, ST_MAX_BUCKETS);
+  // The legacy object numbers buckets per CPU (cpu, cpu + ncpus, ...): every
+  // index may be in use.
+  std::uint32_t used = legacy_ ? ST_MAX_BUCKETS : std::min<std::uint32_t>(skel_->bss->st_next_bucket, ST_MAX_BUCKETS);
   int info_fd = bpf_map__fd(skel_->maps.st_buckets);
   int counts_fd = bpf_map__fd(skel_->maps.st_counts);
   std::vector<BucketSnapshot> out;
-  out.reserve(used);
+  out.reserve(legacy_ ? 64 : used);
   for (std::uint32_t i = 0; i < used; ++i) {
     BucketSnapshot b;
     b.index = i;
-    if (bpf_map_lookup_elem(info_fd, &i, &b.info) != 0) continue;
-    if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race
-    if (sum_percpu(counts_fd, i, &b.counters, sizeof b.counters) != 0) continue;
+    if (bpf_map_lookup_elem(info_fd, &i, &b.info) != 0) map_read_failed("st_buckets", errno);
+    if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race, or unused
+    if (int err = sum_percpu(counts_fd, i, &b.counters, sizeof b.counters)) map_read_failed("st_counts", err);
     out.push_back(b);
   }
   return out;
@@ -378,7 +603,7 @@ std::vector<BucketSnapshot> Tracer::buckets() const {
 
 st_stats Tracer::stats() const {
   st_stats s{};
-  sum_percpu(bpf_map__fd(skel_->maps.st_stat), 0, &s, sizeof s);
+  if (int err = sum_percpu(bpf_map__fd(skel_->maps.st_stat), 0, &s, sizeof s)) map_read_failed("st_stat", err);
   return s;
 }
 
@@ -386,8 +611,9 @@ namespace {
 
 // Walks a hash map in batches (one syscall per few thousand entries); falls
 // back to key-by-key iteration where the kernel lacks batch operations.
+// Throws on a read error other than the end of the map.
 template <typename Key, typename Value, typename Fn>
-void walk_hash(int fd, Fn&& fn) {
+void walk_hash(int fd, const char* map, Fn&& fn) {
   constexpr std::uint32_t kBatch = 4096;
   std::vector<Key> keys(kBatch);
   std::vector<Value> values(kBatch);
@@ -400,17 +626,23 @@ void walk_hash(int fd, Fn&& fn) {
     int e = err ? errno : 0;
     if (err && e == EINVAL && first) break;  // no batch support: iterate below
     for (std::uint32_t i = 0; i < count; ++i) fn(keys[i], values[i]);
-    if (err) return;  // ENOENT: the end
+    if (err && e == ENOENT) return;  // the end
+    if (err) map_read_failed(map, e);
     first = false;
   }
   Key key{}, next{};
   Value value{};
   bool have = false;
   while (bpf_map_get_next_key(fd, have ? &key : nullptr, &next) == 0) {
-    if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
+    // ENOENT: deleted between the two calls; anything else is an error.
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0)
+      fn(next, value);
+    else if (errno != ENOENT)
+      map_read_failed(map, errno);
     key = next;
     have = true;
   }
+  if (errno != ENOENT) map_read_failed(map, errno);
 }
 
 }  // namespace
@@ -438,18 +670,32 @@ LiveObject unpack(std::uint64_t addr, const volatile st_slot& slot) {
 void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
   auto now = std::uint32_t(read_clock().jiffies);
   std::uint32_t ticks_per_s = hz();
-  for (std::size_t i = 0; i < live_slot_count_; ++i) {
-    const volatile st_slot& slot = live_slots_[i];
-    std::uint64_t addr = slot.addr;
-    if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
+  auto visit = [&](std::uint64_t addr, const volatile st_slot& slot) {
     LiveObject o = unpack(addr, slot);
     auto ticks = std::int32_t(now - o.alloc_tick);  // wraps; an object newer than `now` is 0 old
     o.age_ms = ticks > 0 ? std::uint64_t(ticks) * 1000 / ticks_per_s : 0;
     fn(o);
+  };
+  if (legacy_) {
+    walk_hash<std::uint64_t, st_slot>(bpf_map__fd(skel_->maps.st_live_hash), "st_live_hash",
+                                      [&](std::uint64_t addr, const st_slot& slot) { visit(addr, slot); });
+    return;
+  }
+  for (std::size_t i = 0; i < live_slot_count_; ++i) {
+    const volatile st_slot& slot = live_slots_[i];
+    std::uint64_t addr = slot.addr;
+    if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
+    visit(addr, slot);
   }
 }
 
 std::optional<LiveObject> Tracer::find_live(std::uint64_t addr) const {
+  if (legacy_) {
+    st_slot slot{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_live_hash), &addr, &slot) == 0) return unpack(addr, slot);
+    if (errno != ENOENT) map_read_failed("st_live_hash", errno);
+    return std::nullopt;
+  }
   if (live_slot_count_ == 0 || addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) return std::nullopt;
   auto mask = std::uint32_t(live_slot_count_ - 1);
   std::uint32_t home = st_home_slot(addr, mask);
@@ -466,7 +712,10 @@ std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
   std::vector<std::uint64_t> frames(ST_MAX_STACK_DEPTH);
   if (stack_id < 0) return {};
   std::uint32_t id = std::uint32_t(stack_id);
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_stacks), &id, frames.data()) != 0) return {};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_stacks), &id, frames.data()) != 0) {
+    if (errno != ENOENT) map_read_failed("st_stacks", errno);
+    return {};  // the id was never filled
+  }
   auto end = std::find(frames.begin(), frames.end(), 0ull);
   frames.erase(end, frames.end());
   return frames;
@@ -474,7 +723,7 @@ std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
 
 std::vector<std::pair<std::uint64_t, st_sock>> Tracer::sockets() const {
   std::vector<std::pair<std::uint64_t, st_sock>> out;
-  walk_hash<std::uint64_t, st_sock>(bpf_map__fd(skel_->maps.st_socks),
+  walk_hash<std::uint64_t, st_sock>(bpf_map__fd(skel_->maps.st_socks), "st_socks",
                                     [&](std::uint64_t sk, const st_sock& s) { out.emplace_back(sk, s); });
   return out;
 }
@@ -489,7 +738,10 @@ void Tracer::measure_cost(bool on) {
 
 std::optional<st_sock> Tracer::socket(std::uint64_t sk) const {
   st_sock s{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_socks), &sk, &s) != 0) return std::nullopt;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_socks), &sk, &s) != 0) {
+    if (errno != ENOENT) map_read_failed("st_socks", errno);
+    return std::nullopt;
+  }
   return s;
 }
 
@@ -498,21 +750,22 @@ std::vector<std::pair<std::uint32_t, std::uint64_t>> Tracer::drops() const {
   int fd = bpf_map__fd(skel_->maps.st_drops);
   for (std::uint32_t reason = 0; reason < ST_MAX_DROP_REASONS; ++reason) {
     std::uint64_t n = 0;
-    if (sum_percpu(fd, reason, &n, sizeof n) == 0 && n) out.emplace_back(reason, n);
+    if (int err = sum_percpu(fd, reason, &n, sizeof n)) map_read_failed("st_drops", err);
+    if (n) out.emplace_back(reason, n);
   }
   return out;
 }
 
 std::vector<std::pair<st_drop_key, std::uint64_t>> Tracer::drops_by_socket() const {
   std::vector<std::pair<st_drop_key, std::uint64_t>> out;
-  walk_hash<st_drop_key, std::uint64_t>(bpf_map__fd(skel_->maps.st_drop_socks),
+  walk_hash<st_drop_key, std::uint64_t>(bpf_map__fd(skel_->maps.st_drop_socks), "st_drop_socks",
                                         [&](const st_drop_key& k, std::uint64_t n) { out.emplace_back(k, n); });
   return out;
 }
 
 std::vector<std::pair<st_adopt_key, st_adopt_dev>> Tracer::adopted() const {
   std::vector<std::pair<st_adopt_key, st_adopt_dev>> out;
-  walk_hash<st_adopt_key, st_adopt_dev>(bpf_map__fd(skel_->maps.st_adopted),
+  walk_hash<st_adopt_key, st_adopt_dev>(bpf_map__fd(skel_->maps.st_adopted), "st_adopted",
                                         [&](const st_adopt_key& k, const st_adopt_dev& d) { out.emplace_back(k, d); });
   return out;
 }
@@ -544,6 +797,8 @@ std::vector<std::uint32_t> Tracer::program_ids() const {
   return out;
 }
 
-std::uint32_t Tracer::live_capacity() const { return std::uint32_t(live_slot_count_ / 2); }
+std::uint32_t Tracer::live_capacity() const {
+  return legacy_ ? bpf_map__max_entries(skel_->maps.st_live_hash) : std::uint32_t(live_slot_count_ / 2);
+}
 
 }  // namespace slabtrace::bpf

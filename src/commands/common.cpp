@@ -106,7 +106,7 @@ static void check_btf_file(const std::string& path) {
 SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   if (!c.btf_path.empty()) check_btf_file(c.btf_path);
   SessionOptions o;
-  o.tracer.attach_mode = bpf::parse_attach_mode(c.attach_mode);
+  o.tracer.attach_mode = c.attach_mode;
   o.tracer.irq_context = c.irq_context;
   o.tracer.sample_shift = power_of_two_shift(c.sample, "--sample");
   o.tracer.stack_shift = c.no_stacks ? ST_STACK_NONE : power_of_two_shift(c.stack_sample, "--stack-sample");

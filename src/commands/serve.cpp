@@ -5,7 +5,7 @@
 // hostile client cannot slow the tracing down.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/utsname.h>
+#include "slabtrace/procfs.hpp"
 
 #include <memory>
 #include <unordered_map>
@@ -51,10 +51,6 @@ ListenAddress parse_listen(const std::string& text) {
   return {host, number};
 }
 
-std::string kernel_release() {
-  utsname u{};
-  return uname(&u) == 0 ? u.release : "unknown";
-}
 
 // Gathers every figure of the exposition from the session and the node's files.
 class MetricsGatherer {
@@ -62,7 +58,7 @@ class MetricsGatherer {
   MetricsGatherer(Session& session, const ServeOptions& options)
       : session_(session),
         names_(k8s::LogDirs{options.common.pods_dir, options.common.containers_dir}),
-        kernel_(kernel_release()),
+        kernel_(procfs::kernel_release()),
         rates_since_(session.scale()) {}
 
   prometheus::Metrics gather(const census::Census& now_sockets, census::NodeCensus& census) {
@@ -190,7 +186,7 @@ prometheus::CgroupLabels owner_labels(const census::Owner& o) {
 prometheus::Metrics untraced_metrics() {
   prometheus::Metrics m;
   m.health.version = SLABTRACE_VERSION;
-  m.health.kernel = kernel_release();
+  m.health.kernel = procfs::kernel_release();
   m.health.attach_mode = "none";
   m.health.sample_rate = 0;
   try {

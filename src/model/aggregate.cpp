@@ -89,6 +89,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   rep.sample_rate = run.sample_rate;
   rep.stack_sample_rate = run.stack_sample_rate;
   rep.attach_mode = run.attach_mode;
+  for (const auto& limit : run.kernel_limits) rep.notes.push_back(limit);
   const std::uint64_t scale = run.sample_rate;
   const Snapshot& snap = run.counters;
 
@@ -450,7 +451,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     rep.costs.push_back({c.name, c.run_count, double(c.run_time_ns) / double(c.run_count)});
   }
   if (rep.lost.map_full)
-    rep.notes.push_back(fmt::format("{} objects were not tracked: the live-object map ({} entries) was full; raise --max-objects or use --sample",
+    rep.notes.push_back(fmt::format("{} objects were not tracked: the live-object table (room for {} objects) was full; raise --max-objects or use --sample",
                                     group_thousands(rep.lost.map_full), group_thousands(rep.live_capacity)));
   if (scale > 1) {
     const CacheReport* largest = nullptr;

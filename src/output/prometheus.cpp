@@ -247,9 +247,9 @@ void write_health(Exposition& out, const Health& h) {
   out.family("slabtrace_lost_events_total", "counter",
              "Events slabtrace could not account for, by reason: outstanding figures are low by up to this much.");
   for (const auto& [reason, n] : h.lost) out.sample(LabelSet().add("reason", reason, true), n);
-  out.family("slabtrace_live_map_entries", "gauge", "Tracked objects in the BPF live-object map.");
+  out.family("slabtrace_live_map_entries", "gauge", "Tracked objects in the BPF live-object table.");
   out.sample(LabelSet(), h.live_map_entries);
-  out.family("slabtrace_live_map_capacity", "gauge", "Size of the BPF live-object map (--max-objects).");
+  out.family("slabtrace_live_map_capacity", "gauge", "Objects the BPF live-object table has room for (--max-objects).");
   out.sample(LabelSet(), h.live_map_capacity);
   out.family("slabtrace_bpf_runs_total", "counter", "Runs of each BPF program (kernel bpf_stats).");
   for (const auto& p : h.programs) out.sample(LabelSet().add("program", p.program, true), p.runs);

@@ -24,9 +24,19 @@ std::string module_name(std::string_view field, const LineReader& reader) {
   return std::string(field.substr(1, field.size() - 2));
 }
 
-std::vector<Symbol> parse_text_symbols(std::istream& in, const std::string& source) {
-  LineReader reader(in, source);
+// Kernel variables the BPF side reads (core_fixes.bpf.h object_cache): listed
+// only where the kernel has CONFIG_KALLSYMS_ALL.
+bool is_wanted_variable(std::string_view name) { return name == "page_offset_base" || name == "vmemmap_base"; }
+
+struct Parsed {
   std::vector<Symbol> text;
+  std::vector<Symbol> variables;
+};
+
+Parsed parse_symbols(std::istream& in, const std::string& source) {
+  LineReader reader(in, source);
+  Parsed parsed;
+  std::vector<Symbol>& text = parsed.text;
   bool any_line = false;
   bool any_address = false;
   std::string line;
@@ -39,29 +49,45 @@ std::vector<Symbol> parse_text_symbols(std::istream& in, const std::string& sour
     auto addr = reader.number<std::uint64_t>(fields[0], "address", 16);
     any_line = true;
     any_address = any_address || addr != 0;
-    if (!is_text(fields[1][0])) continue;
+    if (!is_text(fields[1][0])) {
+      if (fields.size() == 3 && is_wanted_variable(fields[2])) parsed.variables.push_back({addr, std::string(fields[2]), ""});
+      continue;
+    }
     text.push_back({addr, std::string(fields[2]), fields.size() == 4 ? module_name(fields[3], reader) : ""});
   }
   // Unprivileged readers get every address as zero (kernel.kptr_restrict).
   if (any_line && !any_address) throw UserError("kernel symbol addresses are hidden (kptr_restrict); run as root");
   if (text.empty()) reader.fail_input("no text symbols");
-  return text;
+  return parsed;
 }
 
 bool addr_less(const Symbol& a, const Symbol& b) { return a.addr < b.addr; }
 
 }  // namespace
 
-KernelSymbols::KernelSymbols(std::vector<Symbol> symbols) : symbols_(std::move(symbols)) {
+KernelSymbols::KernelSymbols(std::vector<Symbol> symbols, std::vector<Symbol> variables)
+    : symbols_(std::move(symbols)), variables_(std::move(variables)) {
   // Stable, so that of the names sharing an address the first listed comes first.
   std::stable_sort(symbols_.begin(), symbols_.end(), addr_less);
 }
 
-KernelSymbols KernelSymbols::parse(std::istream& in) { return KernelSymbols(parse_text_symbols(in, "kallsyms")); }
+KernelSymbols KernelSymbols::parse(std::istream& in) {
+  Parsed p = parse_symbols(in, "kallsyms");
+  return KernelSymbols(std::move(p.text), std::move(p.variables));
+}
 
 KernelSymbols KernelSymbols::load(const std::string& path) {
   return procfs::detail::parse_file(
-      path, [](std::istream& in, const std::string& source) { return KernelSymbols(parse_text_symbols(in, source)); });
+      path, [](std::istream& in, const std::string& source) {
+        Parsed p = parse_symbols(in, source);
+        return KernelSymbols(std::move(p.text), std::move(p.variables));
+      });
+}
+
+std::optional<std::uint64_t> KernelSymbols::variable_address(std::string_view name) const {
+  for (const auto& v : variables_)
+    if (v.name == name) return v.addr;
+  return std::nullopt;
 }
 
 Resolved KernelSymbols::resolve(std::uint64_t addr) const {

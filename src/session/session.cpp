@@ -6,7 +6,6 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -23,12 +22,6 @@
 namespace slabtrace {
 
 namespace {
-
-std::string kernel_release() {
-  utsname u{};
-  if (uname(&u) != 0) return "unknown";
-  return u.release;
-}
 
 std::optional<std::string> discover_cgroup2_mount() {
   std::ifstream in("/proc/self/mountinfo");
@@ -192,18 +185,20 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
   }
   t.skb_alloc_ranges = {range_of(symbols_, "__alloc_skb"), range_of(symbols_, "kmalloc_reserve")};
   t.skb_clone_range = range_of(symbols_, "skb_clone");
+  t.skb_data_site_is_caller = t.skb_alloc_ranges[0].start && !t.skb_alloc_ranges[1].start;
   // Where the BPF memory allocator (our own map elements) calls kmalloc, and
   // the slab allocator's per-slab metadata (obj_exts vectors, allocated when
   // any memcg-accounted slab is created; our map elements' slabs among them).
   for (const char* fn : {"alloc_bulk", "__alloc", "bpf_mem_refill", "alloc_slab_obj_exts"})
     if (auto r = range_of(symbols_, fn); r.start) t.ignore_ranges.push_back(r);
   if (!t.skb_alloc_ranges[0].start) spdlog::warn("__alloc_skb not in kallsyms: sk_buff heads and data are not paired");
+  t.page_offset_base_addr = symbols_.variable_address("page_offset_base").value_or(0);
+  t.vmemmap_base_addr = symbols_.variable_address("vmemmap_base").value_or(0);
   tracer_ = std::make_unique<bpf::Tracer>(t);
   prime_skb_head_cache();
   started_ = std::chrono::steady_clock::now();
   if (options_.measure_cost) cost_sampler_ = std::make_unique<CostSampler>(*tracer_);
-  for (const auto& missing : tracer_->missing_optional())
-    spdlog::info("tracepoint {} is not available on this kernel; continuing without it", missing);
+  for (const auto& limit : tracer_->limitations()) spdlog::info("{}", limit);
 }
 
 sockets::SkbCounter Session::skb_counter() const {
@@ -376,11 +371,12 @@ class Session::NodeView final : public model::KernelView {
 
 model::Report Session::report() {
   model::RunSnapshot run;
-  run.kernel = kernel_release();
+  run.kernel = procfs::kernel_release();
   run.duration_s = elapsed_s();
   run.sample_rate = scale();
   run.stack_sample_rate = options_.tracer.stack_shift == ST_STACK_NONE ? 0 : stack_scale();
   run.attach_mode = bpf::to_string(tracer_->attach_mode());
+  run.kernel_limits = tracer_->limitations();
   run.min_age_s = options_.min_age_s;
   run.top = options_.top;
   run.cache_filter = options_.caches;

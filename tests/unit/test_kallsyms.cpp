@@ -129,3 +129,17 @@ TEST_CASE("kallsyms of this machine if readable", "[unit][kallsyms]") {
     WARN("not checked against /proc/kallsyms: " << e.what());
   }
 }
+
+TEST_CASE("kallsyms keeps the kernel variables the BPF side reads", "[unit][kallsyms]") {
+  // Lines of Debian 12's 6.1 kernel (CONFIG_KALLSYMS_ALL): data symbols listed.
+  auto debian = KernelSymbols::load(SLABTRACE_FIXTURES "/procfs/kallsyms-6.1-debian");
+  CHECK(debian.variable_address("page_offset_base") == 0xffffffff8fe13d60);
+  CHECK(debian.variable_address("vmemmap_base") == 0xffffffff8fe13d50);
+  // Variables are not code: nothing resolves to them.
+  CHECK(debian.resolve(0xffffffff8fe13d60).name != "page_offset_base");
+  CHECK(debian.function_range("kmalloc_reserve").has_value());
+  // This machine's 6.18 (no CONFIG_KALLSYMS_ALL): no data symbols at all.
+  auto host = KernelSymbols::load(SLABTRACE_FIXTURES "/procfs/kallsyms");
+  CHECK_FALSE(host.variable_address("page_offset_base").has_value());
+  CHECK_FALSE(host.variable_address("vmemmap_base").has_value());
+}
