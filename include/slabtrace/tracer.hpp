@@ -131,7 +131,8 @@ class Tracer {
   std::vector<std::uint32_t> program_ids() const;
 
  private:
-  void open_and_load(const TracerOptions& options, AttachMode mode);
+  // has_event: per entry of the loader's program table, whether the kernel has its event.
+  void open_and_load(const TracerOptions& options, AttachMode mode, const std::vector<bool>& has_event);
   void reset();
   int sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const;
 

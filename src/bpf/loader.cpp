@@ -165,10 +165,17 @@ const ProgramSpec kPrograms[] = {
     {&Progs::st_tp_gro_receive, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_receive_entry", kOptional, kAnyOrder},
 };
 
-bool kernel_has(const ProgramSpec& p) {
+// The raw tracepoint an event's tp_btf and raw_tp programs attach to, named
+// by its BTF typedef btf_trace_EVENT: its type id in the running kernel's BTF
+// (what libbpf_find_vmlinux_btf_id finds, without parsing the BTF again).
+int raw_tracepoint_id(const btf* vmlinux, const char* event) {
+  if (!vmlinux) return -1;
+  return btf__find_by_name_kind(vmlinux, (std::string("btf_trace_") + event).c_str(), BTF_KIND_TYPEDEF);
+}
+
+bool kernel_has(const ProgramSpec& p, const btf* vmlinux) {
   if (p.flavour == Flavour::Tracepoint) return tracefs_has_event(p.category, p.event);
-  // tp_btf and raw_tp attach to the same raw tracepoint, named by its BTF typedef.
-  return libbpf_find_vmlinux_btf_id(p.event, BPF_TRACE_RAW_TP) > 0;
+  return raw_tracepoint_id(vmlinux, p.event) > 0;
 }
 
 // ---- probes, once at start-up -------------------------------------------------
@@ -202,8 +209,8 @@ int struct_arg_index(const btf* b, const char* event, const char* name) {
 // Does the verifier let a tp_btf program read a `const void *` argument
 // directly (the kmem events' ptr)? 6.18 does; 6.1 and 6.12 refuse ("arg1 type
 // UNKNOWN is not a struct"). Three instructions, loaded and closed.
-bool tp_btf_reads_void_args() {
-  int btf_id = libbpf_find_vmlinux_btf_id("kmem_cache_alloc", BPF_TRACE_RAW_TP);
+bool tp_btf_reads_void_args(const btf* vmlinux) {
+  int btf_id = raw_tracepoint_id(vmlinux, "kmem_cache_alloc");
   if (btf_id <= 0) return false;
   const bpf_insn insns[] = {
       {BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_2, BPF_REG_1, 8, 0},  // r2 = ctx[1] (ptr)
@@ -306,17 +313,21 @@ struct KernelFeatures {
   int alloc_cache_arg = -1;       // kmem_cache_alloc's struct kmem_cache * argument
   bool bpf_loop = false;          // 5.17; with it, atomic compare-and-swap (5.12)
   bool task_btf = false;          // bpf_get_current_task_btf, 5.11
+  std::vector<bool> has_event;    // per kPrograms entry: the kernel has its event
 };
 
+// The running kernel's BTF is parsed once here (megabytes; a second or more in
+// an emulated guest): every program's event is looked up in it, once.
 KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
   KernelFeatures f;
   f.btf = have_btf;
-  btf* vmlinux = options.btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(options.btf_path.c_str(), nullptr);
-  if (vmlinux) {
-    f.alloc_cache_arg = struct_arg_index(vmlinux, "kmem_cache_alloc", "kmem_cache");
-    btf__free(vmlinux);
-  }
-  f.tp_btf_void_args = have_btf && tp_btf_reads_void_args();
+  btf* running = btf__load_vmlinux_btf();  // what tp_btf/raw_tp attach to, whatever --btf says
+  btf* described = options.btf_path.empty() ? running : btf__parse(options.btf_path.c_str(), nullptr);
+  if (described) f.alloc_cache_arg = struct_arg_index(described, "kmem_cache_alloc", "kmem_cache");
+  f.tp_btf_void_args = have_btf && tp_btf_reads_void_args(running);
+  for (const ProgramSpec& p : kPrograms) f.has_event.push_back(kernel_has(p, running));
+  if (described != running) btf__free(described);
+  btf__free(running);
   f.bpf_loop = has_helper(BPF_FUNC_loop);
   f.task_btf = has_helper(BPF_FUNC_get_current_task_btf);
   spdlog::debug("kernel: btf {} tp_btf void args {} kmem_cache_alloc cache arg {} bpf_loop {} task_btf {}", f.btf,
@@ -361,7 +372,7 @@ Tracer::Tracer(const TracerOptions& options) {
   std::vector<AttachMode> modes = modes_to_try(options.attach_mode, features);
   for (std::size_t i = 0; i < modes.size(); ++i) {
     try {
-      open_and_load(options, modes[i]);
+      open_and_load(options, modes[i], features.has_event);
       break;
     } catch (const UserError& e) {
       if (i + 1 == modes.size()) throw;
@@ -398,7 +409,7 @@ void Tracer::reset() {
   missing_optional_.clear();
 }
 
-void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
+void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const std::vector<bool>& has_event) {
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
   if (!options.btf_path.empty()) open_opts.btf_custom_path = options.btf_path.c_str();
   // Both objects come from one source and have the same maps, programs and
@@ -431,11 +442,12 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode) {
   }
   Flavour kmem = flavour_of(mode);
   Flavour others = mode == AttachMode::Tracepoint ? Flavour::Tracepoint : Flavour::TpBtf;
-  for (const ProgramSpec& p : kPrograms) {
+  for (std::size_t i = 0; i < std::size(kPrograms); ++i) {
+    const ProgramSpec& p = kPrograms[i];
     bpf_program* prog = skel_->progs.*p.prog;
     bool ours = p.flavour == (p.group == Group::Kmem ? kmem : others);
     if (p.group == Group::Irq && irq_context_ == IrqContext::PreemptCount) ours = false;
-    if (ours && !kernel_has(p)) {
+    if (ours && !has_event[i]) {
       if (p.required)
         throw UserError(fmt::format("this kernel has no {} tracepoint {}:{}", to_string(mode), p.category, p.event));
       if (std::find(missing_optional_.begin(), missing_optional_.end(), p.event) == missing_optional_.end() &&

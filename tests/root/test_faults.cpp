@@ -253,11 +253,14 @@ TEST_CASE("faults: two instances at once both report the leak right", "[root][fa
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);
-  auto first = start_slabtrace({"record", "--duration", "5", "--format", "json"});
-  auto second = start_slabtrace({"record", "--duration", "5", "--format", "json", "--sample", "4"});
+  // Both run until the leak is sent, however long the second takes to start
+  // (seconds in an emulated guest): a fixed --duration of the first could end
+  // before the second is up.
+  auto first = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json"});
+  auto second = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json", "--sample", "4"});
   udp_send(sender_cg, holder.port, 10000);
-  json a = finish_json(*first);
-  json b = finish_json(*second);
+  json a = stop_json(*first);
+  json b = stop_json(*second);
   holder.exit();
   std::uint64_t exact = outstanding_in(cgroup_in(a, sender_cg.path()), "skbuff_head_cache");
   std::uint64_t sampled = outstanding_in(cgroup_in(b, sender_cg.path()), "skbuff_head_cache");
