@@ -18,6 +18,9 @@ const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses 
  * at random (see stack_sampled): unbiased, and scaled in the report. */
 const volatile __u32 stack_shift = 0;
 const volatile __u32 kmalloc_max_cache_size = 8192;
+/* The gfp bits that pick a kmalloc cache kind (kmalloc_key), as the running
+ * kernel defines them (read from its kmem print fmt by user space), 0 where it
+ * has no such caches (no kmalloc-cg-* before 5.14). */
 const volatile __u64 gfp_account = 1ull << 22;
 const volatile __u64 gfp_reclaimable = 1ull << 4;
 const volatile __u64 gfp_dma = 1ull << 0;

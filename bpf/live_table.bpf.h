@@ -233,7 +233,11 @@ static __always_inline struct st_slot *live_find(__u64 ptr)
 static __always_inline int live_try_insert(__u64 ptr, const struct st_object *obj)
 {
   struct st_slot slot = {.addr = ptr, .obj = *obj};
-  long err = bpf_map_update_elem(&st_live_hash, &ptr, &slot, BPF_NOEXIST);
+  /* Compared as an int: the verifier turns the helper into a direct call of
+   * the map's update op, which returns int on older kernels, so the error
+   * arrives zero-extended (-E2BIG as 0xfffffff9, measured on 5.10 with a
+   * kretprobe) and a 64-bit compare with -7 never matches. */
+  int err = (int)bpf_map_update_elem(&st_live_hash, &ptr, &slot, BPF_NOEXIST);
   if (err == -ST_EEXIST)
     return ST_INSERT_STALE;
   if (err == -ST_E2BIG || err == -ST_ENOMEM)

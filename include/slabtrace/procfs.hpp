@@ -6,6 +6,7 @@
 #include <istream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "slabtrace/error.hpp"
@@ -60,5 +61,11 @@ std::optional<std::string> cgroup2_path(const std::vector<ProcCgroupEntry>& entr
 
 // The running kernel's release (uname -r), "unknown" if uname fails.
 std::string kernel_release();
+
+// A gfp flag's value (e.g. "__GFP_ACCOUNT") from a kmem tracepoint's format
+// file text, as its print fmt lists it; nullopt when it is not listed.
+std::optional<std::uint64_t> gfp_flag_from_format(std::string_view format, std::string_view flag);
+// The same, from the running kernel's kmem:kmalloc format (nullopt without tracefs).
+std::optional<std::uint64_t> read_gfp_flag(std::string_view flag);
 
 }  // namespace slabtrace::procfs

@@ -131,8 +131,10 @@ class Tracer {
   std::vector<std::uint32_t> program_ids() const;
 
  private:
-  // has_event: per entry of the loader's program table, whether the kernel has its event.
-  void open_and_load(const TracerOptions& options, AttachMode mode, const std::vector<bool>& has_event);
+  // has_event: per entry of the loader's program table, whether the kernel has its event;
+  // kmalloc_gfp: the gfp bits of kmalloc-cg-, kmalloc-rcl- and dma-kmalloc- (0: no such caches).
+  void open_and_load(const TracerOptions& options, AttachMode mode, const std::vector<bool>& has_event,
+                     const std::array<std::uint64_t, 3>& kmalloc_gfp);
   void reset();
   int sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const;
 

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "slabtrace.skel.h"
 #include "slabtrace_legacy.skel.h"
 #include "slabtrace/error.hpp"
+#include "slabtrace/procfs.hpp"
 #include "slabtrace/tracer.hpp"
 
 // The contract header is shared with BPF: catch layout drift at compile time.
@@ -225,6 +227,42 @@ bool tp_btf_reads_void_args(const btf* vmlinux) {
   return true;
 }
 
+// Does the kernel have a slab cache whose name begins with prefix? The
+// allocator's sysfs lists every cache and alias; /proc/slabinfo is the fallback.
+bool slab_cache_with_prefix(const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/kernel/slab", ec))
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) return true;
+  if (!ec) return false;
+  std::ifstream in("/proc/slabinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+// The gfp bits that choose a kmalloc cache (kmalloc_key on the BPF side), as
+// this kernel defines them (the tracepoint's print fmt), and 0 for a kind of
+// kmalloc cache the kernel does not have: accounted allocations go to
+// kmalloc-N before 5.14 ("mm: memcg/slab: create a new set of kmalloc-cg-<n>
+// caches"), reclaimable ones to kmalloc-N where there are no kmalloc-rcl-*.
+struct KmallocKinds {
+  std::uint64_t account = 1ull << 22, reclaimable = 1ull << 4, dma = 1ull << 0;
+};
+
+KmallocKinds probe_kmalloc_kinds() {
+  KmallocKinds k;
+  k.account = procfs::read_gfp_flag("__GFP_ACCOUNT").value_or(k.account);
+  k.reclaimable = procfs::read_gfp_flag("__GFP_RECLAIMABLE").value_or(k.reclaimable);
+  // 5.10 lists it only as GFP_DMA (the zone mask: the same bit).
+  k.dma = procfs::read_gfp_flag("__GFP_DMA").value_or(procfs::read_gfp_flag("GFP_DMA").value_or(k.dma));
+  if (!slab_cache_with_prefix("kmalloc-cg-")) k.account = 0;
+  if (!slab_cache_with_prefix("kmalloc-rcl-")) k.reclaimable = 0;
+  if (!slab_cache_with_prefix("dma-kmalloc-")) k.dma = 0;
+  spdlog::debug("kmalloc kinds: gfp account {:#x} reclaimable {:#x} dma {:#x}", k.account, k.reclaimable, k.dma);
+  return k;
+}
+
 bool has_helper(bpf_func_id helper) { return libbpf_probe_bpf_helper(BPF_PROG_TYPE_RAW_TRACEPOINT, helper, nullptr) == 1; }
 
 // Offset of a variable inside the kernel's static per-CPU section, from the
@@ -313,6 +351,7 @@ struct KernelFeatures {
   int alloc_cache_arg = -1;       // kmem_cache_alloc's struct kmem_cache * argument
   bool bpf_loop = false;          // 5.17; with it, atomic compare-and-swap (5.12)
   bool task_btf = false;          // bpf_get_current_task_btf, 5.11
+  KmallocKinds kmalloc;           // gfp bits of the kmalloc caches this kernel has
   std::vector<bool> has_event;    // per kPrograms entry: the kernel has its event
 };
 
@@ -330,6 +369,7 @@ KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
   btf__free(running);
   f.bpf_loop = has_helper(BPF_FUNC_loop);
   f.task_btf = has_helper(BPF_FUNC_get_current_task_btf);
+  f.kmalloc = probe_kmalloc_kinds();
   spdlog::debug("kernel: btf {} tp_btf void args {} kmem_cache_alloc cache arg {} bpf_loop {} task_btf {}", f.btf,
                 f.tp_btf_void_args, f.alloc_cache_arg, f.bpf_loop, f.task_btf);
   return f;
@@ -370,18 +410,25 @@ Tracer::Tracer(const TracerOptions& options) {
   task_btf_ = features.task_btf;
   alloc_cache_arg_ = features.alloc_cache_arg;
   std::vector<AttachMode> modes = modes_to_try(options.attach_mode, features);
+  std::string not_tp_btf;  // why the best mode was not used, when auto chose another
+  if (options.attach_mode == AttachMode::Auto && modes.front() != AttachMode::TpBtf)
+    not_tp_btf = features.alloc_cache_arg != 2 ? "kmem_cache_alloc carries no cache pointer (before 6.1)"
+                                               : "this kernel's verifier refuses tp_btf reads of the kmem events' void * arguments";
   for (std::size_t i = 0; i < modes.size(); ++i) {
     try {
-      open_and_load(options, modes[i], features.has_event);
+      open_and_load(options, modes[i], features.has_event, {features.kmalloc.account, features.kmalloc.reclaimable,
+                                                            features.kmalloc.dma});
       break;
     } catch (const UserError& e) {
       if (i + 1 == modes.size()) throw;
       spdlog::info("{} programs did not load ({}); trying {}", to_string(modes[i]), e.what(), to_string(modes[i + 1]));
+      if (modes[i] == AttachMode::TpBtf) not_tp_btf = fmt::format("the tp_btf programs did not load ({})", e.what());
       reset();
     }
   }
 
   // One line for each thing this kernel cannot give.
+  if (!not_tp_btf.empty()) limitations_.push_back(fmt::format("{} instead of tp_btf: {}", to_string(mode_), not_tp_btf));
   bool cache_from_page = skel_->bss->st_vmemmap != 0;
   if (mode_ == AttachMode::RawTp && features.alloc_cache_arg != 2)
     limitations_.push_back(cache_from_page
@@ -409,7 +456,8 @@ void Tracer::reset() {
   missing_optional_.clear();
 }
 
-void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const std::vector<bool>& has_event) {
+void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const std::vector<bool>& has_event,
+                           const std::array<std::uint64_t, 3>& kmalloc_gfp) {
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
   if (!options.btf_path.empty()) open_opts.btf_custom_path = options.btf_path.c_str();
   // Both objects come from one source and have the same maps, programs and
@@ -460,6 +508,9 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
 
   auto* ro = skel_->rodata;
   ro->sample_shift = options.sample_shift;
+  ro->gfp_account = kmalloc_gfp[0];
+  ro->gfp_reclaimable = kmalloc_gfp[1];
+  ro->gfp_dma = kmalloc_gfp[2];
   ro->irq_from_preempt_count = pc_from_rq ? 1 : 0;
   ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;

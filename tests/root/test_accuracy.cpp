@@ -55,8 +55,11 @@ TEST_CASE("healthy UDP churn is not reported as a leak", "[root][accuracy]") {
   TestCgroup cg("churn");
   // Stacks are not what is tested here; without them the churn reaches ~1 M skbs.
   auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json", "--no-stacks"});
-  Child churn({workload_bin(), "udp-churn", "--cgroup", cg.dir(), "--seconds", "10"});
-  REQUIRE(churn.finish(120) == 0);
+  // Until the churn has made its skbs, however slow the machine (an emulated
+  // guest makes a few tenths of this machine's rate): ~5 s here.
+  Child churn({workload_bin(), "udp-churn", "--cgroup", cg.dir(), "--seconds", "120", "--count",
+               std::to_string(scaled(1000000))});
+  REQUIRE(churn.finish(180) == 0);
   json report = stop_json(*tracer);
 
   std::uint64_t seen = allocs(report, "skbuff_head_cache");

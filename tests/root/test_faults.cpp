@@ -69,7 +69,23 @@ bool eventually(double timeout_s, Fn&& ready) {
   return ready();
 }
 
-std::size_t lines_of(const std::string& s) { return std::size_t(std::count(s.begin(), s.end(), '\n')); }
+// Lines of stderr other than the info lines before tracing begins (one per
+// thing this kernel cannot give, e.g. no cache pointer before 6.1, and the
+// "tracing for" line itself).
+std::size_t lines_after_start(const std::string& s) {
+  std::istringstream in(s);
+  std::string line;
+  std::size_t n = 0;
+  bool started = false;
+  while (std::getline(in, line)) {
+    if (!started && line.rfind("slabtrace: info: ", 0) == 0) {
+      started = line.find("tracing for") != std::string::npos;
+      continue;
+    }
+    ++n;
+  }
+  return n;
+}
 
 // A 1 MiB tmpfs mounted for one test, unmounted after it.
 class SmallTmpfs {
@@ -185,7 +201,7 @@ TEST_CASE("faults: --output on a full file system is one clear error and a non-z
     INFO("room left " << leave << ": " << rec.err());
     CHECK(rc == 4);
     CHECK(rec.err().find("cannot write " + report + ": No space left on device") != std::string::npos);
-    CHECK(lines_of(rec.err()) <= 3);  // "tracing...", the error
+    CHECK(lines_after_start(rec.err()) <= 2);  // the error (after "tracing..." and the kernel's limits)
     CHECK_FALSE(std::filesystem::exists(report));  // no empty or cut report left to be mistaken for one
     std::filesystem::remove(fs.dir() + "/filler");
   }
@@ -363,8 +379,10 @@ TEST_CASE("faults: cgroups, processes and network namespaces that vanish while b
   std::string line;
   int n = 0;
   while (std::getline(lines, line)) {
-    CHECK(json::parse(line)["schema"] == "slabtrace.stream/v1");
-    ++n;
+    // Per-cgroup lines, and the socket census's lines where sockets hold queues.
+    std::string schema = json::parse(line)["schema"];
+    CHECK((schema == "slabtrace.stream/v1" || schema == "slabtrace.sockets/v1"));
+    n += schema == "slabtrace.stream/v1";
   }
   CHECK(n > 0);
   std::cout << fmt::format("faults: vanishing: {} rounds of cgroup+netns+process churn; record exit {} ({} cgroups), "

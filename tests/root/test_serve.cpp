@@ -174,7 +174,10 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   // The holder, as Prometheus stores it.
   auto held = prometheus.value("slabtrace_skb_queued_objects{pid=\"" + std::to_string(holder.child->pid()) +
                                "\",comm=\"st_workload\",protocol=\"udp\",cgroup=\"" + cg.path() + "\"}");
-  CHECK(held.value_or(0) >= 0.9 * leak);
+  if (kernel_counts_held_skbs())
+    CHECK(held.value_or(0) >= 0.9 * leak);
+  else
+    std::printf("skipped: the holder's skb count (%.0f of %ld): no sock:sk_data_ready before 6.3\n", held.value_or(0), leak);
 
   json firing;
   bool fired = eventually(std::max(1.0, 60 - seconds_since(leaked)), [&] {

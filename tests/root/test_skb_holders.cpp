@@ -74,9 +74,8 @@ TEST_CASE("unread unix datagram socketpair: the receiving end's process holds th
   CHECK(h["cgroup_path"] == cg.path());
   CHECK(h["family"] == "unix");
   CHECK(h["protocol"] == "unix-dgram");
-  std::uint64_t queued = h["queued_skbs"];
-  CHECK(queued >= 28500);
-  if (!h["kernel_queued_bytes"].is_null()) {
+  check_held_skbs(h, 28500);
+  if (kernel_counts_held_skbs() && !h["kernel_queued_bytes"].is_null()) {
     double ratio = h["queued_bytes"].get<double>() / h["kernel_queued_bytes"].get<double>();
     CHECK(ratio > 0.95);
     CHECK(ratio < 1.05);
@@ -104,7 +103,7 @@ TEST_CASE("unread AF_PACKET socket on lo: the capture process holds clones of bo
   REQUIRE(packet);
   CHECK((*packet)["pid"] == capture->pid());
   CHECK((*packet)["cgroup_path"] == capture_cg.path());
-  CHECK((*packet)["queued_skbs"].get<std::uint64_t>() >= 57000);
+  check_held_skbs(*packet, 57000);
   stop(*capture);
   receiver.exit();
 }
@@ -169,7 +168,10 @@ TEST_CASE("sampling 1 in 16: a UDP leak is estimated within the error bound the 
   // The holder is found from the sampled skbs, its count scaled too.
   const json& h = top_holder(report);
   CHECK(h["pid"] == holder.child->pid());
-  CHECK(std::abs(h["queued_skbs"].get<double>() - 30000) <= 2 * bound);
+  if (kernel_counts_held_skbs())
+    CHECK(std::abs(h["queued_skbs"].get<double>() - 30000) <= 2 * bound);
+  else
+    check_held_skbs(h, 30000);  // says why it is skipped
 }
 
 TEST_CASE("a holder inside its own network namespace is still found, with its netns", "[root][skb][netns]") {
@@ -197,7 +199,7 @@ TEST_CASE("a holder inside its own network namespace is still found, with its ne
   CHECK(h["netns"] == holder_netns);
   CHECK(h["cgroup_path"] == holder_cg.path());
   CHECK(h["protocol"] == "udp");
-  CHECK(h["queued_skbs"].get<std::uint64_t>() >= 28500);
+  check_held_skbs(h, 28500);
   stop(*holder);
 }
 

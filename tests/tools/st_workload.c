@@ -5,7 +5,8 @@
  *
  *   st_workload udp-hold   [--cgroup D] [--rcvbuf B] bind 127.0.0.1:0, never read; prints "ready PORT"
  *   st_workload udp-send   [--cgroup D] --port P --count N [--size B]
- *   st_workload udp-churn  [--cgroup D] --seconds S [--size B]   send and read at once
+ *   st_workload udp-churn  [--cgroup D] --seconds S [--count N] [--size B]   send and read at once,
+ *                                                   for S seconds or until N messages
  *   st_workload unix-leak  [--cgroup D] --count N [--size B]     socketpair, never read
  *   st_workload packet-hold [--cgroup D]           AF_PACKET on lo, never read
  *   st_workload udp-read   [--cgroup D]            bind, read everything; prints "ready PORT"
@@ -183,6 +184,7 @@ int main(int argc, char **argv)
     printf("sent %ld\n", count);
   } else if (strcmp(mode, "udp-churn") == 0) {
     double seconds = atof(opt(argc, argv, "--seconds", "1"));
+    long count = atol(opt(argc, argv, "--count", "0"));  /* 0: no limit */
     int rx = udp_bound();
     int tx = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port_of(rx)),
@@ -192,7 +194,7 @@ int main(int argc, char **argv)
     char *buf = calloc(1, size > 0 ? size : 1);
     long n = 0;
     double end = now_s() + seconds;
-    while (now_s() < end) {
+    while (now_s() < end && (count <= 0 || n < count)) {
       for (int i = 0; i < 256; i++, n++) {
         if (send(tx, buf, size, 0) < 0)
           die("send");

@@ -11,6 +11,10 @@ if [[ -n ${VM_MODULES:-} && -d $VM_MODULES ]]; then
   mkdir -p "/lib/modules/$(uname -r)"
   mount --bind "$VM_MODULES" "/lib/modules/$(uname -r)"
 fi
+# Devices the tests open by path, whose modules nothing requests before:
+# /dev/net/tun (st_tap), veth pairs (the deploy test).
+modprobe -q tun 2>/dev/null
+modprobe -q veth 2>/dev/null
 if [[ -n ${VM_SHARE:-} ]]; then
   mkdir -p "$VM_SHARE"
   mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 share "$VM_SHARE"

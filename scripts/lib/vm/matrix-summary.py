@@ -5,6 +5,7 @@ matrix-summary.py DIR KERNEL...: DIR/KERNEL holds what matrix-guest.sh wrote
 plus status (vmtest's exit status) and wall_s. A root test that leaves early
 says "skipped: <reason>" (Catch2 v2 has no SKIP): it is counted as skipped,
 not passed."""
+import json
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -61,6 +62,53 @@ def tests(d):
     return passed, failed, skipped, failures, skips
 
 
+def features(base, kernels):
+    """The kernels x features table from each guest's leak.json (leak-figures.py)."""
+    head = ["kernel", "mode", "leak: caches of the sender (slabinfo delta)", "sender cgroup",
+            "udp_sendmsg stack", "holder (queued skbs)", "drop reasons", "ns/event"]
+    rows = []
+    for k in kernels:
+        p = base / k / "leak.json"
+        try:
+            f = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if "error" in f:
+            rows.append([k, "-", "no figures: " + f["error"], "", "", "", "", ""])
+            continue
+        caches = ", ".join(f"{c['cache']} {c['objects']:,} ({c['slabinfo_delta']:+,})" for c in f["sender_caches"]) or "none"
+        h = f.get("holder")
+        holder = "none"
+        if h:
+            holder = f"{h['comm']} ({h['queued_skbs']:,})" + ("" if f.get("holder_cgroup_right") else ", wrong cgroup")
+            holder += ", traced" if f.get("sk_data_ready") else ", census"
+        drops = "no" if not f["drop_reasons"] else ("yes, rx_sk" if f["drop_rx_sk"] else "yes, no rx_sk")
+        rows.append([k, f.get("attach_mode") or "-", caches, "right" if f.get("sender_cgroup") else "not found",
+                     f"{f['udp_sendmsg_stack']:,}", holder, drops, str(f.get("ns_per_event") or "-")])
+    if not rows:
+        return
+    print()
+    print(f"Features: a {30000:,}-datagram UDP leak from cgroup A held in cgroup B (leak-figures.py)")
+    table(head, rows)
+    for k in kernels:
+        try:
+            f = json.loads((base / k / "leak.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for n in f.get("notes", []):
+            if "instead of" in n or "not available" in n or "no bpf_loop" in n or "cache pointer" in n or "task_btf" in n:
+                print(f"{k}: {n}")
+
+
+def table(head, rows):
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    fmt = "| " + " | ".join("{:<%d}" % w for w in widths) + " |"
+    print(fmt.format(*head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(fmt.format(*r))
+
+
 def main():
     base = Path(sys.argv[1])
     rows, details = [], []
@@ -90,14 +138,10 @@ def main():
             tail = read(d / "vmtest.log").splitlines()[-3:]
             details.append(f"{k}: FAILED before the suite finished: " + " | ".join(tail))
     head = ["kernel", "uname -r", "mode", "boot s", "suite s", "passed", "failed", "skipped", "wall s", "result"]
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    fmt = "| " + " | ".join("{:<%d}" % w for w in widths) + " |"
-    print(fmt.format(*head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(fmt.format(*r))
+    table(head, rows)
     for l in details:
         print(l)
+    features(base, sys.argv[2:])
 
 
 if __name__ == "__main__":
