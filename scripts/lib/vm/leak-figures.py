@@ -122,8 +122,11 @@ def main():
     fig["sender_caches"] = [{"cache": name, "objects": n, "slabinfo_delta": after.get(name, 0) - before.get(name, 0)}
                             for name, n in sorted(leak.items(), key=lambda kv: -kv[1])]
     fig["sender_cgroup"] = rel_a if sender else None
-    fig["udp_sendmsg_stack"] = sum(s["outstanding"] for s in r["stacks"]
-                                   if "udp_sendmsg" in s["frames"] and s.get("cgroup_id") == (sender or {}).get("id"))
+    # Per cache: the sender's stacks through udp_sendmsg (sampled 1 in 64, scaled).
+    fig["udp_sendmsg_stack"] = {}
+    for s in r["stacks"]:
+        if "udp_sendmsg" in s["frames"] and s.get("cgroup_id") == (sender or {}).get("id") and s["cache"] in leak:
+            fig["udp_sendmsg_stack"][s["cache"]] = fig["udp_sendmsg_stack"].get(s["cache"], 0) + s["outstanding"]
     h = next((h for h in r["skb"]["holders"] if h.get("pid") == holder.pid), None)
     fig["holder"] = None if not h else {k: h.get(k) for k in ("pid", "comm", "cgroup_path", "queued_skbs",
                                                              "kernel_queued_bytes", "kernel_queued_skbs")}

@@ -65,7 +65,7 @@ def tests(d):
 def features(base, kernels):
     """The kernels x features table from each guest's leak.json (leak-figures.py)."""
     head = ["kernel", "mode", "leak: caches of the sender (slabinfo delta)", "sender cgroup",
-            "udp_sendmsg stack", "holder (queued skbs)", "drop reasons", "ns/event"]
+            "udp_sendmsg stacks (1 in 64, scaled)", "holder", "drop reasons", "ns/event"]
     rows = []
     for k in kernels:
         p = base / k / "leak.json"
@@ -77,14 +77,18 @@ def features(base, kernels):
             rows.append([k, "-", "no figures: " + f["error"], "", "", "", "", ""])
             continue
         caches = ", ".join(f"{c['cache']} {c['objects']:,} ({c['slabinfo_delta']:+,})" for c in f["sender_caches"]) or "none"
+        stacks = ", ".join(f"{c} {n:,}" for c, n in sorted(f["udp_sendmsg_stack"].items())) or "none"
         h = f.get("holder")
         holder = "none"
         if h:
-            holder = f"{h['comm']} ({h['queued_skbs']:,})" + ("" if f.get("holder_cgroup_right") else ", wrong cgroup")
-            holder += ", traced" if f.get("sk_data_ready") else ", census"
+            if f.get("sk_data_ready"):
+                holder = f"{h['comm']}: {h['queued_skbs']:,} skbs (traced)"
+            else:
+                holder = f"{h['comm']}: census, {(h.get('kernel_queued_bytes') or 0) / 1e6:.1f} MB queued"
+            holder += "" if f.get("holder_cgroup_right") else ", WRONG cgroup"
         drops = "no" if not f["drop_reasons"] else ("yes, rx_sk" if f["drop_rx_sk"] else "yes, no rx_sk")
         rows.append([k, f.get("attach_mode") or "-", caches, "right" if f.get("sender_cgroup") else "not found",
-                     f"{f['udp_sendmsg_stack']:,}", holder, drops, str(f.get("ns_per_event") or "-")])
+                     stacks, holder, drops, str(f.get("ns_per_event") or "-")])
     if not rows:
         return
     print()
