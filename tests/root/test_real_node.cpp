@@ -341,6 +341,14 @@ TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in
   }
 }
 
+// A burst leak's verdict needs the age of the queue that holds it, which the
+// sock:sk_data_ready walk (6.3+) measures; the census alone gives bytes.
+bool kernel_dates_queues(const char* what) {
+  if (kernel_counts_held_skbs()) return true;
+  std::printf("skipped: %s: a burst's verdict needs the queue's age, from sock:sk_data_ready (6.3+)\n", what);
+  return false;
+}
+
 TEST_CASE("TAP in NAPI mode (no frags) into an unread UDP socket: heads as slabinfo says, holder, verdict",
           "[root][real][tap]") {
   REQUIRE_ROOT_OR_SKIP();
@@ -349,10 +357,12 @@ TEST_CASE("TAP in NAPI mode (no frags) into an unread UDP socket: heads as slabi
   const json& h = run.holder();
   CHECK(h["protocol"] == "udp");
   CHECK(h["cgroup_path"] == run.cg.path());
-  CHECK(h["queued_skbs"].get<std::uint64_t>() >= 28500);
-  const std::string verdicts = verdicts_of(run.report);
-  CHECK(verdicts.find("sk_buff leak") != std::string::npos);
-  CHECK(verdicts.find("via tun_get_user") != std::string::npos);
+  check_held_skbs(h, 28500);
+  if (kernel_dates_queues("the verdict")) {
+    const std::string verdicts = verdicts_of(run.report);
+    CHECK(verdicts.find("sk_buff leak") != std::string::npos);
+    CHECK(verdicts.find("via tun_get_user") != std::string::npos);
+  }
 }
 
 TEST_CASE("TAP in NAPI frags mode into an unread UDP socket: heads from the NAPI cache are adopted and counted",
@@ -376,8 +386,12 @@ TEST_CASE("AF_PACKET capture on a NAPI TAP: cache table, sk_buff section and ver
   const double section = run.report["skb"]["outstanding_heads"].get<double>();
   const json& h = run.holder();
   CHECK(h["family"] == "packet");
-  CHECK(within(h["queued_skbs"].get<double>(), delta, 0.05));
   CHECK(h["kernel_queued_skbs"].is_null());  // no iterator walks packet sockets: unknown, not 0
+  if (!kernel_dates_queues("the held count and the verdict")) {
+    check_held_skbs(h, 0.95 * delta);
+    return;
+  }
+  CHECK(within(h["queued_skbs"].get<double>(), delta, 0.05));
   // The verdict's count is the sk_buff section's, and its "via" names the path.
   const std::string verdicts = verdicts_of(run.report);
   INFO(verdicts);
