@@ -45,6 +45,9 @@ std::vector<MountEntry> read_mountinfo(const std::string& path = "/proc/self/mou
 // The cgroup2 mount point: /sys/fs/cgroup on v2 hosts, /sys/fs/cgroup/unified on
 // v1/v2 hybrids. Prefers a mount whose root is "/" (not a container's sub-view).
 std::optional<std::string> find_cgroup2_mount(const std::vector<MountEntry>& mounts);
+// The cgroup2 mount this process sees (/proc/self/mountinfo); nullopt when there
+// is none or mountinfo cannot be read or parsed (then `error`, if given, says why).
+std::optional<std::string> own_cgroup2_mount(std::string* error = nullptr);
 std::optional<std::string> find_mount(const std::vector<MountEntry>& mounts, const std::string& fs_type);
 
 // One line of /proc/PID/cgroup: "hierarchy-ID:controller-list:path".

@@ -2,6 +2,7 @@
 // "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue"
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <utility>
 
 #include "slabtrace/procfs.hpp"
@@ -66,6 +67,17 @@ std::vector<MountEntry> parse(std::istream& in, const std::string& source) {
 std::vector<MountEntry> parse_mountinfo(std::istream& in) { return parse(in, "mountinfo"); }
 
 std::vector<MountEntry> read_mountinfo(const std::string& path) { return detail::parse_file(path, parse); }
+
+std::optional<std::string> own_cgroup2_mount(std::string* error) {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return std::nullopt;
+  try {
+    return find_cgroup2_mount(parse_mountinfo(in));
+  } catch (const ParseError& e) {
+    if (error) *error = e.what();
+    return std::nullopt;
+  }
+}
 
 std::optional<std::string> find_cgroup2_mount(const std::vector<MountEntry>& mounts) {
   // Lower is better: a mount of the whole hierarchy first (a container may see only

@@ -24,14 +24,10 @@ namespace slabtrace {
 namespace {
 
 std::optional<std::string> discover_cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  if (!in) return std::nullopt;
-  try {
-    return procfs::find_cgroup2_mount(procfs::parse_mountinfo(in));
-  } catch (const ParseError& e) {
-    spdlog::warn("cannot read /proc/self/mountinfo: {}", e.what());
-    return std::nullopt;
-  }
+  std::string unreadable;
+  auto mount = procfs::own_cgroup2_mount(&unreadable);
+  if (!unreadable.empty()) spdlog::warn("cannot read /proc/self/mountinfo: {}", unreadable);
+  return mount;
 }
 
 // memory.stat of every cgroup below the mount that has one (cgroup v2 with

@@ -107,3 +107,10 @@ TEST_CASE("mountinfo rejects malformed lines with the line number", "[unit][moun
   CHECK_THROWS_WITH(read_mountinfo(SLABTRACE_FIXTURES "/procfs/kallsyms-modules"),
                     SLABTRACE_FIXTURES "/procfs/kallsyms-modules line 1: expected ' - ' after the mount options");
 }
+
+TEST_CASE("this process's cgroup2 mount is the one its mountinfo names", "[unit][mountinfo]") {
+  std::string error;
+  auto own = own_cgroup2_mount(&error);
+  CHECK(error.empty());
+  CHECK(own == find_cgroup2_mount(read_mountinfo()));
+}
