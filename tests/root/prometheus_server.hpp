@@ -3,8 +3,6 @@
 // config and data directory under /tmp, listening on a loopback port, removed
 // with the object.
 #include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,20 +10,6 @@
 #include "root_helpers.hpp"
 
 namespace roottest {
-
-// A TCP port on loopback nobody listens on right now.
-inline int free_loopback_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 class PrometheusServer {
  public:

@@ -2,14 +2,18 @@
 // Helpers for tests that load the real BPF programs against real kernel
 // activity: child processes with pipes, cgroups the test creates (and removes),
 // and running slabtrace itself.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -178,9 +182,77 @@ class Child {
   std::string out_buf_, err_buf_, stderr_seen_;
 };
 
+// Output (stdout and stderr) and exit status of a shell command.
+inline std::pair<int, std::string> shell(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Polls `ready` every `poll_ms` until it holds or `timeout_s` passes (then asks once more).
+template <typename Fn>
+bool eventually(double timeout_s, Fn&& ready, int poll_ms = 200) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  }
+  return ready();
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Removes a directory (a cgroup) whose members must have exited; a few retries
+// cover the kernel's lazy teardown.
+inline void rmdir_retrying(const std::string& dir, int pause_ms = 100) {
+  for (int i = 0; i < 50 && rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+}
+
+// The ids a process holds open of one kind of BPF object, from its fds'
+// fdinfo: key "prog_id:" or "link_id:". Ascending, each once; empty when the
+// process is gone.
+inline std::vector<std::uint64_t> bpf_ids_of(pid_t pid, const std::string& key) {
+  std::vector<std::uint64_t> ids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
+    std::ifstream in(entry.path());
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind(key, 0) == 0) ids.push_back(std::stoull(line.substr(key.size())));
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+// Binds a TCP socket to a loopback port the kernel picks; returns the port.
+inline int bind_loopback_port(int fd) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+// A TCP port on loopback nobody listens on right now.
+inline int free_loopback_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  int port = bind_loopback_port(fd);
+  close(fd);
+  return port;
+}
+
 inline std::string cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  auto mount = slabtrace::procfs::find_cgroup2_mount(slabtrace::procfs::parse_mountinfo(in));
+  auto mount = slabtrace::procfs::own_cgroup2_mount();
   REQUIRE(mount.has_value());
   return *mount;
 }
@@ -193,11 +265,7 @@ class TestCgroup {
       : rel_("/slabtrace-test-" + std::to_string(getpid()) + "-" + name), abs_(cgroup2_mount() + rel_) {
     std::filesystem::create_directory(abs_);
   }
-  ~TestCgroup() {
-    // Members must have exited; a few retries cover the kernel's lazy teardown.
-    for (int i = 0; i < 50 && rmdir(abs_.c_str()) != 0 && errno == EBUSY; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  ~TestCgroup() { rmdir_retrying(abs_); }
   const std::string& path() const { return rel_; }  // relative to the mount, as slabtrace reports it
   const std::string& dir() const { return abs_; }
 

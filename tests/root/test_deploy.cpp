@@ -26,33 +26,10 @@ namespace {
 
 const std::string kSource = SLABTRACE_SOURCE;
 
-// Output (stdout and stderr) and exit status of a shell command.
-std::pair<int, std::string> shell(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 std::string which(const std::string& program) {
   auto [rc, out] = shell("command -v " + program);
   if (rc != 0 || out.empty()) return "";
   return out.substr(0, out.find('\n'));
-}
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-template <typename Fn>
-bool eventually(double timeout_s, Fn&& ready, int poll_ms = 200) {
-  auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  while (Clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
-  }
-  return ready();
 }
 
 // Undo steps, run in reverse order however the test ends (REQUIRE throws).
@@ -71,11 +48,6 @@ class Cleanup {
  private:
   std::vector<std::function<void()>> steps_;
 };
-
-void rmdir_retrying(const std::string& dir) {
-  for (int i = 0; i < 50 && rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-}
 
 // podman with a store, a run root and runtime settings of its own: nothing of
 // the host's container configuration is read or changed.
@@ -203,21 +175,6 @@ std::uint64_t memory_peak_of(int pid) {
     }
   }
   return 0;
-}
-
-// The ids of the BPF programs a process holds open (its fds' fdinfo).
-std::set<int> programs_of(int pid) {
-  std::set<int> ids;
-  const std::string fds = "/proc/" + std::to_string(pid) + "/fd";
-  std::error_code ec;
-  for (const auto& fd : std::filesystem::directory_iterator(fds, ec)) {
-    std::error_code link_ec;
-    if (std::filesystem::read_symlink(fd.path(), link_ec).string() != "anon_inode:bpf-prog") continue;
-    std::ifstream info("/proc/" + std::to_string(pid) + "/fdinfo/" + fd.path().filename().string());
-    for (std::string line; std::getline(info, line);)
-      if (line.rfind("prog_id:", 0) == 0) ids.insert(std::stoi(line.substr(8)));
-  }
-  return ids;
 }
 
 // Which of `ids` the kernel still has loaded.
@@ -602,7 +559,8 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
 
   // 8. Stopping, as the kubelet does: SIGTERM, and gone within the grace period.
   const std::uint64_t peak_bytes = memory_peak_of(container_pid);
-  const std::set<int> programs = programs_of(container_pid);
+  const auto program_ids = bpf_ids_of(container_pid, "prog_id:");
+  const std::set<int> programs(program_ids.begin(), program_ids.end());
   CHECK(!programs.empty());
   holder.close_stdin();
   holder.finish(10);

@@ -21,31 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::vector<std::uint64_t> bpf_objects_of(pid_t pid, const char* key) {
-  std::vector<std::uint64_t> ids;
-  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind(key, 0) == 0) ids.push_back(std::stoull(line.substr(std::strlen(key))));
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
-
-// Output and exit status of a shell command.
-std::pair<int, std::string> shell(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // Every program and link bpftool lists, as "prog 12 st_kmem_alloc" lines.
 std::vector<std::string> bpftool_objects(const char* kind) {
   auto [rc, out] = shell(std::string("/usr/sbin/bpftool ") + kind + " show --json");
@@ -57,16 +32,6 @@ std::vector<std::string> bpftool_objects(const char* kind) {
                   (o.contains("prog_id") ? " prog " + std::to_string(o["prog_id"].get<int>()) : ""));
   }
   return ids;
-}
-
-template <typename Fn>
-bool eventually(double timeout_s, Fn&& ready) {
-  auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  while (Clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return ready();
 }
 
 // Lines of stderr other than the info lines before tracing begins (one per
@@ -113,33 +78,16 @@ class SmallTmpfs {
   std::string dir_;
 };
 
-int thread_count(pid_t pid) {
+// A number from /proc/PID/status ("Threads:", "VmRSS:" in KiB), -1 if it has none.
+long status_field(pid_t pid, const std::string& key) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    if (line.rfind(key, 0) == 0) return std::stol(line.substr(key.size()));
   return -1;
 }
-
-long rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+int thread_count(pid_t pid) { return int(status_field(pid, "Threads:")); }
+long rss_kib(pid_t pid) { return status_field(pid, "VmRSS:"); }
 
 // A raw TCP connection to 127.0.0.1:port (-1 if refused).
 int connect_to(int port) {
@@ -240,8 +188,8 @@ TEST_CASE("faults: SIGTERM and SIGINT still write the report, SIGKILL leaves not
   holder.exit();
 
   auto tracer = start_slabtrace({"record", "--duration", "600", "--format", "json"});
-  auto progs = bpf_objects_of(tracer->pid(), "prog_id:");
-  auto links = bpf_objects_of(tracer->pid(), "link_id:");
+  auto progs = bpf_ids_of(tracer->pid(), "prog_id:");
+  auto links = bpf_ids_of(tracer->pid(), "link_id:");
   CHECK(progs.size() >= 8);
   tracer->signal(SIGKILL);
   CHECK(tracer->finish(30) == 128 + SIGKILL);
@@ -258,7 +206,7 @@ TEST_CASE("faults: SIGTERM and SIGINT still write the report, SIGKILL leaves not
       for (auto id : links)
         if (o.rfind("link " + std::to_string(id) + " ", 0) == 0) left.push_back(o);
     return left.empty();
-  });
+  }, 100);
   INFO("still loaded: " << fmt::format("{}", fmt::join(left, ", ")));
   CHECK(gone);
   std::cout << fmt::format("faults: SIGKILL: exit {}, {} programs and {} links of it, none left\n", 128 + SIGKILL,
@@ -350,8 +298,7 @@ TEST_CASE("faults: cgroups, processes and network namespaces that vanish while b
         unix_leak.finish(10);
         holder.finish(10);
       }
-      for (int t = 0; t < 50 && rmdir(dir.c_str()) != 0 && errno == EBUSY; ++t)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      rmdir_retrying(dir, 20);
       rounds.fetch_add(1);
     }
   });
@@ -393,9 +340,9 @@ TEST_CASE("faults: cgroups, processes and network namespaces that vanish while b
 TEST_CASE("faults: serve under 200 scrapers, slow, oversize and garbage clients keeps answering /healthz",
           "[root][faults][serve]") {
   REQUIRE_ROOT_OR_SKIP();
-  const int port = free_port();
+  const int port = free_loopback_port();
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "1"});
-  REQUIRE(eventually(60, [&] { return http_get(port, "/healthz", 1).find("200 OK") != std::string::npos; }));
+  REQUIRE(eventually(60, [&] { return http_get(port, "/healthz", 1).find("200 OK") != std::string::npos; }, 100));
   const int threads = thread_count(serve.pid());
   const long rss_before = rss_kib(serve.pid());
 

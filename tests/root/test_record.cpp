@@ -19,21 +19,6 @@ bool stack_has(const json& stack, const std::string& frame) {
   return false;
 }
 
-// Ids of the BPF programs a process holds open (fdinfo of its BPF fds).
-std::vector<std::uint64_t> programs_of(pid_t pid) {
-  std::vector<std::uint64_t> ids;
-  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("prog_id:", 0) == 0) ids.push_back(std::stoull(line.substr(8)));
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
-
 bool program_loaded(std::uint64_t id) {
   Child bpftool({"/usr/sbin/bpftool", "prog", "show", "id", std::to_string(id), "--json"});
   return bpftool.finish() == 0;
@@ -215,7 +200,7 @@ TEST_CASE("Ctrl-C mid-record still prints the report and unloads every program",
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);
   auto tracer = start_slabtrace({"record", "--duration", "600"});
-  auto ours = programs_of(tracer->pid());
+  auto ours = bpf_ids_of(tracer->pid(), "prog_id:");
   CHECK(ours.size() >= 8);
   udp_send(sender_cg, holder.port, 5000);
   wait_udp_queue_settled(holder.port);

@@ -25,17 +25,6 @@ const std::string kDeploy = std::string(SLABTRACE_SOURCE) + "/deploy";
 
 bool have_program(const std::string& name) { return system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0; }
 
-// Output and exit status of a shell command.
-std::pair<int, std::string> run(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 sockaddr_in loopback(int port = 0) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -44,43 +33,12 @@ sockaddr_in loopback(int port = 0) {
   return a;
 }
 
-// A TCP socket bound to a loopback port the kernel picks; returns the port.
-int bind_any_port(int fd) {
-  sockaddr_in a = loopback();
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// A port nobody listens on right now.
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  int port = bind_any_port(fd);
-  close(fd);
-  return port;
-}
-
 // Fails with serve's own words if it exited instead of serving.
 void require_serving(Child& serve) {
   if (serve.running()) return;
   int rc = serve.finish(10);
   INFO("serve exited with " << rc << ": " << serve.err());
   REQUIRE(false);
-}
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Polls `ready` every 200 ms until it holds or `timeout_s` passes.
-template <typename Fn>
-bool eventually(double timeout_s, Fn&& ready) {
-  auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  while (Clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return ready();
 }
 
 bool http_ok(int port, const std::string& path) {
@@ -131,7 +89,7 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
     return;
   }
   TestCgroup cg("serve");
-  const int serve_port = free_port();
+  const int serve_port = free_loopback_port();
   // Traced from the start, so that every leaked skb is seen allocated (the
   // watching mode has its own test below).
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
@@ -199,7 +157,7 @@ TEST_CASE("a real Prometheus scraping serve sees a UDP leak in a test cgroup and
   if (have_program("promtool")) {
     std::string file = "/tmp/slabtrace-test-metrics-" + std::to_string(getpid()) + ".txt";
     std::ofstream(file) << page->body;
-    auto [rc, said] = run("promtool check metrics < " + file);
+    auto [rc, said] = shell("promtool check metrics < " + file);
     std::filesystem::remove(file);
     INFO(said);
     CHECK(rc == 0);
@@ -243,18 +201,6 @@ std::string state_info(const std::string& page) {
   return at == std::string::npos ? std::string() : page.substr(at + 1, page.find('\n', at + 1) - at - 1);
 }
 
-// BPF programs a process holds (fdinfo prog_id lines of its fds).
-int bpf_programs_of(pid_t pid) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
-    std::ifstream in(fd.path());
-    std::string line;
-    while (std::getline(in, line)) n += line.rfind("prog_id:", 0) == 0;
-  }
-  return n;
-}
-
 // slabtrace_outstanding_objects of a cgroup, summed over its caches.
 double outstanding_of(const std::string& page, const std::string& cgroup) {
   std::istringstream in(page);
@@ -278,7 +224,7 @@ TEST_CASE("serve watches, traces a leak that starts while it watches, and watche
   const std::string data_cache = leak_data_cache("udp");
   settle_slabinfo();
   TestCgroup cg("watch");
-  const int port = free_port();
+  const int port = free_loopback_port();
   // 4 MiB within 3 s starts tracing: about 3,500 leaked datagrams (a head and
   // a 1 KiB data buffer each). The node's own churn stays far below that.
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "0.5",
@@ -287,7 +233,7 @@ TEST_CASE("serve watches, traces a leak that starts while it watches, and watche
   std::string page = metrics_page(port);
   INFO(state_info(page));
   CHECK(sample_value(page, "slabtrace_serve_state{state=\"watching\"}") == 1.0);
-  CHECK(bpf_programs_of(serve.pid()) == 0);  // watching loads nothing
+  CHECK(bpf_ids_of(serve.pid(), "prog_id:").size() == 0);  // watching loads nothing
   CHECK(sample_value(page, "slabtrace_slab_bytes{cache=\"kmalloc-1k\",reclaimable=\"false\"}").has_value());
 
   // The leak: bursts into a socket nobody reads, until serve traces and the
@@ -320,7 +266,7 @@ TEST_CASE("serve watches, traces a leak that starts while it watches, and watche
   // cache its data lands in: kmalloc-1k, or skbuff_small_head on 6.3+ kernels).
   CHECK((while_tracing.find("cache " + data_cache + " grew") != std::string::npos ||
          while_tracing.find("cache skbuff_head_cache grew") != std::string::npos));
-  CHECK(bpf_programs_of(serve.pid()) > 0);
+  CHECK(bpf_ids_of(serve.pid(), "prog_id:").size() > 0);
   CHECK(sample_value(page, "slabtrace_serve_tracing_starts_total") >= 1.0);
 
   // The leak stops (the queue stays held): back to watching, tracer detached.
@@ -333,7 +279,7 @@ TEST_CASE("serve watches, traces a leak that starts while it watches, and watche
   INFO(state_info(page));
   CHECK(watching);
   CHECK(state_info(page).find("growth stopped") != std::string::npos);
-  CHECK(eventually(10, [&] { return bpf_programs_of(serve.pid()) == 0; }));
+  CHECK(eventually(10, [&] { return bpf_ids_of(serve.pid(), "prog_id:").size() == 0; }));
   CHECK(outstanding_of(page, cg.path()) == 0);  // traced series go with the tracer
   std::cout << fmt::format(
       "serve watch: tracing {:.1f}s after the leak started, 5,000 objects attributed to {} {:.1f}s after it ({} datagrams sent); "
@@ -347,7 +293,7 @@ TEST_CASE("serve watches, traces a leak that starts while it watches, and watche
 
 TEST_CASE("serve answers what it does not serve with 4xx and keeps serving", "[root][serve]") {
   REQUIRE_ROOT_OR_SKIP();
-  const int port = free_port();
+  const int port = free_loopback_port();
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--interval", "1"});
   REQUIRE(eventually(300, [&] { return http_ok(port, "/healthz") || !serve.running(); }));
   require_serving(serve);
@@ -400,7 +346,7 @@ TEST_CASE("serve says in one line what is wrong with --listen", "[root][serve]")
   }
   // A port that is taken: the same one line, before any BPF is loaded.
   int taken = socket(AF_INET, SOCK_STREAM, 0);
-  int taken_port = bind_any_port(taken);
+  int taken_port = bind_loopback_port(taken);
   REQUIRE(listen(taken, 1) == 0);
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(taken_port)});
   int rc = serve.finish(10);
@@ -415,7 +361,7 @@ TEST_CASE("promtool accepts the alert rules", "[root][serve][deploy]") {
     WARN("skipped: promtool not found (apt-get install prometheus)");
     return;
   }
-  auto [rc, said] = run("promtool check rules " + kDeploy + "/prometheus-rules.yaml");
+  auto [rc, said] = shell("promtool check rules " + kDeploy + "/prometheus-rules.yaml");
   INFO(said);
   CHECK(rc == 0);
   CHECK(said.find("SUCCESS") != std::string::npos);
@@ -423,12 +369,12 @@ TEST_CASE("promtool accepts the alert rules", "[root][serve][deploy]") {
 
 TEST_CASE("the deploy manifests parse as YAML and make a privileged DaemonSet with what slabtrace reads",
           "[root][serve][deploy]") {
-  if (run("python3 -c 'import yaml'").first != 0) {
+  if (shell("python3 -c 'import yaml'").first != 0) {
     WARN("skipped: needs python3 with PyYAML (apt-get install python3-yaml)");
     return;
   }
   auto load = [](const std::string& file) {
-    auto [rc, out] = run("python3 -c 'import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))' " +
+    auto [rc, out] = shell("python3 -c 'import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))' " +
                          kDeploy + "/" + file);
     INFO(out);
     REQUIRE(rc == 0);
