@@ -58,6 +58,27 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
   cmd->add_flag("!--no-cost", o.measure_cost, "do not measure slabtrace's own cost (kernel bpf_stats)");
 }
 
+// A command that traces for --duration seconds, then reports once, as text or JSON.
+CLI::App* add_report_command(CLI::App& app, const char* name, const char* what, commands::CommonOptions& common,
+                             double& duration_s, const char* duration_help, std::string& format) {
+  auto* cmd = app.add_subcommand(name, what);
+  add_tracer_options(cmd, common);
+  cmd->add_option("-d,--duration", duration_s, duration_help)->check(kPositive);
+  cmd->add_option("-f,--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  return cmd;
+}
+
+// A command that reports every --interval until stopped (or for --duration seconds).
+CLI::App* add_interval_command(CLI::App& app, const char* name, const char* what, commands::CommonOptions& common,
+                               double& interval_s, const char* interval_help, double& duration_s, const char* stopped_by) {
+  auto* cmd = app.add_subcommand(name, what);
+  add_tracer_options(cmd, common);
+  cmd->add_option("-i,--interval", interval_s, interval_help)->check(kPositive);
+  cmd->add_option("-d,--duration", duration_s, fmt::format("stop after this many seconds (default: until {})", stopped_by))
+      ->check(kNonNegative);
+  return cmd;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,10 +94,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "debug logging, including libbpf's");
 
   commands::RecordOptions record;
-  auto* rec = app.add_subcommand("record", "trace for a while, then report outstanding objects by cache, cgroup and stack");
-  add_tracer_options(rec, record.common);
-  rec->add_option("-d,--duration", record.duration_s, "seconds to trace (Ctrl-C stops early)")->check(kPositive);
-  rec->add_option("-f,--format", record.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* rec = add_report_command(app, "record", "trace for a while, then report outstanding objects by cache, cgroup and stack",
+                                 record.common, record.duration_s, "seconds to trace (Ctrl-C stops early)", record.format);
   rec->add_option("-o,--output", record.output, "write the report to FILE");
   rec->add_option("--top", record.top, "stacks to show");
   rec->add_option("--svg", record.svg, "also write a flame graph of outstanding bytes to FILE");
@@ -92,28 +111,21 @@ int main(int argc, char** argv) {
   stk->add_option("-o,--output", stacks.output, "write to FILE");
 
   commands::StreamOptions stream;
-  auto* str = app.add_subcommand("stream", "per-cgroup leak rates every interval, one NDJSON line per cgroup (and one of the sockets holding queues)");
-  add_tracer_options(str, stream.common);
-  str->add_option("-i,--interval", stream.interval_s, "seconds between lines")->check(kPositive);
-  str->add_option("-d,--duration", stream.duration_s, "stop after this many seconds (default: until Ctrl-C)")
-      ->check(kNonNegative);
+  auto* str = add_interval_command(
+      app, "stream", "per-cgroup leak rates every interval, one NDJSON line per cgroup (and one of the sockets holding queues)",
+      stream.common, stream.interval_s, "seconds between lines", stream.duration_s, "Ctrl-C");
   str->add_option("-f,--format", stream.format, "ndjson")->check(CLI::IsMember({"ndjson"}));
 
   commands::TopOptions top;
-  auto* tp = app.add_subcommand("top", "live view of node kernel memory, caches and cgroups by growth (keys: q o g a c space)");
-  add_tracer_options(tp, top.common);
-  tp->add_option("-i,--interval", top.interval_s, "seconds between refreshes")->check(kPositive);
-  tp->add_option("-d,--duration", top.duration_s, "stop after this many seconds (default: until q or Ctrl-C)")
-      ->check(kNonNegative);
+  auto* tp = add_interval_command(app, "top", "live view of node kernel memory, caches and cgroups by growth (keys: q o g a c space)",
+                                  top.common, top.interval_s, "seconds between refreshes", top.duration_s, "q or Ctrl-C");
   tp->add_option("--sort", top.sort, "outstanding, growth or allocs")
       ->check(CLI::IsMember({"outstanding", "growth", "allocs"}));
   tp->add_option("-n,--rows", top.rows, "rows per table at most (default: as many as fit the terminal; 8 when piped)");
 
   commands::CheckOptions check;
-  auto* chk = app.add_subcommand("check", "compare slabtrace's outstanding counts with /proc/slabinfo, per cache");
-  add_tracer_options(chk, check.common);
-  chk->add_option("-d,--duration", check.duration_s, "seconds to trace")->check(kPositive);
-  chk->add_option("-f,--format", check.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* chk = add_report_command(app, "check", "compare slabtrace's outstanding counts with /proc/slabinfo, per cache",
+                                 check.common, check.duration_s, "seconds to trace", check.format);
   chk->add_option("--min-delta", check.min_delta, "caches whose slabinfo count changed by at least this much");
 
   commands::ServeOptions serve;
