@@ -132,6 +132,7 @@ int main(int argc, char **argv)
     if (s.fd < 0 || connect(s.fd, (struct sockaddr *)&a, sizeof a) != 0)
       die("connect");
     made = paced(count, rate, send_one, &s);
+    free(s.buf);
     printf("done %ld\n", made);
     return made == count ? 0 : 1;
   } else if (strcmp(mode, "unix-leak") == 0) {
@@ -143,6 +144,7 @@ int main(int argc, char **argv)
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
     struct sender s = {.fd = sv[0], .buf = calloc(1, (size_t)size), .size = size};
     made = paced(count, rate, send_nowait, &s);
+    free(s.buf);
   } else if (strcmp(mode, "fork-churn") == 0) {
     made = paced(count, rate, fork_one, NULL);
     printf("done %ld\n", made);

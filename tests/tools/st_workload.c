@@ -202,6 +202,7 @@ int main(int argc, char **argv)
           die("recv");
       }
     }
+    free(buf);
     printf("messages %ld\n", n);
   } else if (strcmp(mode, "unix-leak") == 0) {
     int sv[2];
