@@ -250,7 +250,10 @@ int main(int argc, char **argv)
   wait_line();
   if (reader > 0 && write(go[1], "g", 1) != 1)
     die("write");
-  unsigned char frame[ETH_FRAME_LEN + 64] = {0};
+  /* Two bytes before the frame (the kernel's NET_IP_ALIGN): its IP and UDP
+   * headers, 14 bytes in, land 4-byte aligned as their types need (UBSan). */
+  _Alignas(4) unsigned char buffer[2 + ETH_FRAME_LEN + 64] = {0};
+  unsigned char *frame = buffer + 2;
   size_t len = build_frame(frame, (const unsigned char *)hw.ifr_hwaddr.sa_data, size);
   for (long i = 0; i < count; i++)
     if (write(tap, frame, len) != (ssize_t)len)
