@@ -31,6 +31,11 @@ rm -rf "$logs"
 mkdir -p "$logs"
 export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
+# The instrumented workloads and tracer are slower: throughput targets (a
+# churn's message count) count on 0.4 of the machine; ratios and bounds stay
+# (root_helpers.hpp). The normal run checks the full figures. A UDP churn made
+# 544 k messages in 10 s here under ASan on a loaded machine, > 1 M alone.
+export SLABTRACE_TEST_SCALE=${SLABTRACE_TEST_SCALE:-0.4}
 rc=0
 (($#)) || set -- -L 'unit|root'
 ctest --test-dir "$build" --output-on-failure --timeout 900 "$@" || rc=$?
