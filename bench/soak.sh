@@ -218,6 +218,10 @@ workload_pid=
 total_ok=$(promql "sum_over_time(up{job=\"slabtrace\"}[${elapsed}s])")
 total=$(promql "count_over_time(up{job=\"slabtrace\"}[${elapsed}s])")
 slowest=$(promql "max_over_time(scrape_duration_seconds{job=\"slabtrace\"}[${elapsed}s])")
+# What serve could not track by the end (a bucket table that filled up with
+# the churn's (cache, cgroup) pairs shows as buckets_full): said, not judged.
+lost=$(curl -sf -m 5 --get --data-urlencode 'query=slabtrace_lost_events_total{job="slabtrace"} > 0' "$prom_api/query" |
+  jq -r '[.data.result[] | "\(.metric.reason) \(.value[1])"] | join(", ")' 2>/dev/null || true)
 prog_ids=$(cat /proc/"$serve_pid"/fdinfo/* /proc/"$stream_pid"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ { print $2 }' |
   sort -un | paste -sd' ' -)
 
@@ -250,6 +254,7 @@ done
 grep -iE "error|warn" "$work/serve.err" "$work/stream.err" | head -5 | sed 's/^/soak: loader said: /' || true
 
 echo "soak: ${elapsed}s, $(wc -l <"$work/rounds" 2>/dev/null || echo 0) workload rounds, $(wc -l <"$work/stream.out") stream lines; scrapes ${total_ok:-0} ok of ${total:-0}, slowest ${slowest:-?} s; programs detached: $(wc -w <<<"$prog_ids")"
+echo "soak: serve's lost events at the end: ${lost:-none}"
 for p in serve stream; do
   eval "rss=\$last_rss_$p nfd=\$last_fds_$p cpu=\$last_cpu_$p"
   echo "soak: $p first/last minute: RSS $((first_rss[$p] / 1024))/$((rss / 1024)) MiB, fds ${first_fds[$p]}/$nfd, CPU ${first_cpu[$p]}/$cpu % of a core"
