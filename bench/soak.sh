@@ -222,6 +222,11 @@ slowest=$(promql "max_over_time(scrape_duration_seconds{job=\"slabtrace\"}[${ela
 # the churn's (cache, cgroup) pairs shows as buckets_full): said, not judged.
 lost=$(curl -sf -m 5 --get --data-urlencode 'query=slabtrace_lost_events_total{job="slabtrace"} > 0' "$prom_api/query" |
   jq -r '[.data.result[] | "\(.metric.reason) \(.value[1])"] | join(", ")' 2>/dev/null || true)
+# Cgroups come and go all the time: serve must give their buckets back
+# (Session::recycle_buckets), never run out of them.
+buckets_full=$(promql 'max(slabtrace_lost_events_total{reason="buckets_full"})')
+retired=$(promql 'max(slabtrace_buckets_retired_total)')
+[[ ${buckets_full:-0} == 0 ]] || fail+=("serve ran out of (cache, cgroup) buckets: ${buckets_full} events lost")
 prog_ids=$(cat /proc/"$serve_pid"/fdinfo/* /proc/"$stream_pid"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ { print $2 }' |
   sort -un | paste -sd' ' -)
 
@@ -253,7 +258,7 @@ done
 [[ -z $left ]] || fail+=("BPF programs still loaded after both exited:$left")
 grep -iE "error|warn" "$work/serve.err" "$work/stream.err" | head -5 | sed 's/^/soak: loader said: /' || true
 
-echo "soak: ${elapsed}s, $(wc -l <"$work/rounds" 2>/dev/null || echo 0) workload rounds, $(wc -l <"$work/stream.out") stream lines; scrapes ${total_ok:-0} ok of ${total:-0}, slowest ${slowest:-?} s; programs detached: $(wc -w <<<"$prog_ids")"
+echo "soak: ${elapsed}s, $(wc -l <"$work/rounds" 2>/dev/null || echo 0) workload rounds, $(wc -l <"$work/stream.out") stream lines; scrapes ${total_ok:-0} ok of ${total:-0}, slowest ${slowest:-?} s; programs detached: $(wc -w <<<"$prog_ids"); buckets retired ${retired:-?}, lost to full buckets ${buckets_full:-?}"
 echo "soak: serve's lost events at the end: ${lost:-none}"
 for p in serve stream; do
   eval "rss=\$last_rss_$p nfd=\$last_fds_$p cpu=\$last_cpu_$p"

@@ -33,7 +33,17 @@ struct {
   __type(value, struct st_counters);
 } st_counts SEC(".maps");
 
-/* Next free bucket index; buckets are never reused within a run. */
+/* Indexes user space retired (Tracer::retire_buckets: the bucket's cgroup is
+ * gone and nothing it counted is outstanding). New buckets take these before
+ * fresh ones, so that a long run on a node whose pods come and go never runs
+ * out of buckets. A queue map (4.20+), popped without a lock by any CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_QUEUE);
+  __uint(max_entries, ST_MAX_BUCKETS);
+  __type(value, __u32);
+} st_free_buckets SEC(".maps");
+
+/* Next never-used bucket index (retired ones are in st_free_buckets). */
 __u32 st_next_bucket = 0;
 
 /* Finds or creates the bucket of (cache, cgroup). Creation is rare (once per
@@ -97,16 +107,19 @@ static __always_inline struct st_bucket *bucket_create(struct st_cpu_state *cpu,
                                                        const struct st_cache_ref *ref, __u32 *idx_out)
 {
   __u32 *idx = NULL;
+  __u32 fresh;
+  if (bpf_map_pop_elem(&st_free_buckets, &fresh) != 0) {
 #ifdef ST_LEGACY
-  /* No atomic fetch-and-add before 5.12: each CPU numbers its own buckets
-   * (cpu, cpu + ncpus, ...), and user space reads every index. */
-  if (!cpu)
-    return NULL;
-  __u32 fresh = bpf_get_smp_processor_id() + nr_cpus * cpu->buckets_made++;
+    /* No atomic fetch-and-add before 5.12: each CPU numbers its own buckets
+     * (cpu, cpu + ncpus, ...), and user space reads every index. */
+    if (!cpu)
+      return NULL;
+    fresh = bpf_get_smp_processor_id() + nr_cpus * cpu->buckets_made++;
 #else
-  __u32 fresh = __sync_fetch_and_add(&st_next_bucket, 1);
+    fresh = __sync_fetch_and_add(&st_next_bucket, 1);
 #endif
-  if (fresh >= ST_MAX_BUCKETS) {
+  }
+  if (fresh >= bucket_limit) {
     stat_add(ST_STAT_BUCKETS_FULL, 1);
     return NULL;
   }
@@ -129,8 +142,11 @@ static __always_inline struct st_bucket *bucket_create(struct st_cpu_state *cpu,
     bpf_probe_read_kernel_str(b->name, sizeof(b->name), name);
   b->flags = cache_wanted(key->cache, b->name) ? 0 : ST_BUCKET_IGNORED;
   /* Another CPU may have created the same pair meanwhile: its index wins and
-   * ours stays an unused slot. */
+   * ours goes back to the free queue, emptied (user space skips empty slots). */
   if (bpf_map_update_elem(&st_bucket_ids, key, &fresh, BPF_NOEXIST) != 0) {
+    b->cache = 0;
+    b->cgroup = 0;
+    bpf_map_push_elem(&st_free_buckets, &fresh, 0);
     idx = bpf_map_lookup_elem(&st_bucket_ids, key);
     if (!idx)
       return NULL;

@@ -18,6 +18,8 @@ const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses 
  * at random (see stack_sampled): unbiased, and scaled in the report. */
 const volatile __u32 stack_shift = 0;
 const volatile __u32 kmalloc_max_cache_size = 8192;
+/* Buckets the maps have room for (user space sizes them; <= ST_MAX_BUCKETS). */
+const volatile __u32 bucket_limit = ST_MAX_BUCKETS;
 /* The gfp bits that pick a kmalloc cache kind (kmalloc_key), as the running
  * kernel defines them (read from its kmem print fmt by user space), 0 where it
  * has no such caches (no kmalloc-cg-* before 5.14). */

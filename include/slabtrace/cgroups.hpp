@@ -7,6 +7,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "slabtrace/unique_fd.hpp"
+
 namespace slabtrace::cgroups {
 
 struct ContainerInfo {
@@ -31,12 +33,25 @@ class CgroupResolver {
   // Path for an id; on a miss re-walks the tree at most once per second.
   std::optional<std::string> path_of(std::uint64_t id);
   void refresh();
+  // Whether the cgroup of this id still exists, asked of the kernel by its
+  // file handle (kernfs exports a cgroup's id as its handle: removal makes it
+  // stale). nullopt when the kernel cannot say (no handle support, no
+  // CAP_DAC_READ_SEARCH): callers then assume it exists.
+  std::optional<bool> exists(std::uint64_t id);
+  // Drops what is known of a cgroup that is gone (long runs on nodes whose
+  // pods come and go would otherwise keep every path ever seen).
+  void forget(std::uint64_t id) { paths_.erase(id); }
   const std::string& mount_point() const { return mount_; }
 
  private:
   std::string mount_;
   std::unordered_map<std::uint64_t, std::string> paths_;
   std::int64_t last_walk_ms_ = -1;
+  // For exists(): the mount, opened on first use, and the kernel's handle
+  // type for cgroup ids; handles_usable_ false once the kernel said it has none.
+  UniqueFd mount_fd_;
+  int handle_type_ = 0;
+  bool handles_usable_ = true;
 };
 
 // The id of the cgroup at an absolute directory path (its inode number).

@@ -15,6 +15,7 @@ struct CommonOptions {
   bpf::IrqContext irq_context = bpf::IrqContext::Programs;
   std::uint32_t sample = 1;
   std::uint32_t max_objects = 1u << 20;
+  std::uint32_t max_buckets = ST_MAX_BUCKETS;
   std::string btf_path;
   std::vector<std::string> caches;
   std::string cgroup;

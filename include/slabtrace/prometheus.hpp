@@ -97,6 +97,9 @@ struct Health {
   std::map<std::string, std::uint64_t> lost;  // reason -> events ("map_full", ...)
   std::uint64_t live_map_entries = 0;
   std::uint64_t live_map_capacity = 0;
+  std::uint64_t buckets = 0;           // (cache, cgroup) pairs counted now
+  std::uint64_t bucket_capacity = 0;   // --max-buckets
+  std::uint64_t buckets_retired = 0;   // given back when their cgroup was gone
   std::vector<ProgramRuns> programs;
   double refresh_seconds = 0;        // how long gathering these figures took
   double refreshed_unix_seconds = 0;  // when it finished

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,12 @@ class Session {
   // Keeps the bucket counters and the kernel's slab counts of this moment for
   // the report's trends (cheap: no walk over the live set).
   void mark_interval();
+  // For commands that run for days (serve, stream, top): buckets of cgroups
+  // that are gone, with nothing outstanding, go back to the tracer for new
+  // (cache, cgroup) pairs. A bucket is retired when it was so on two calls in
+  // a row. Returns how many were retired now; retired() counts all of them.
+  std::size_t recycle_buckets();
+  std::uint64_t retired_buckets() const { return retired_total_; }
   // Reads the whole live set once; call at the end of a recording.
   model::Report report();
 
@@ -90,6 +97,8 @@ class Session {
   std::unique_ptr<bpf::Tracer> tracer_;
   std::chrono::steady_clock::time_point started_;
   std::unordered_map<std::uint64_t, std::string> path_cache_;
+  std::set<std::pair<std::uint32_t, std::uint64_t>> dead_buckets_;  // (index, cgroup) dead on the last call
+  std::uint64_t retired_total_ = 0;
   k8s::PodNames pod_names_;
   census::OwnerResolver owners_;
   std::unique_ptr<census::SkbIterators> skb_iterators_;

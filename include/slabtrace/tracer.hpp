@@ -48,6 +48,7 @@ struct TracerOptions {
   std::uint32_t sample_shift = 0;        // track 1 in 2^shift addresses
   std::uint32_t stack_shift = 0;         // stacks for 1 in 2^shift tracked objects; ST_STACK_NONE: none
   std::uint32_t max_objects = 1u << 20;  // objects the live table has room for
+  std::uint32_t max_buckets = ST_MAX_BUCKETS;  // (cache, cgroup) pairs at once, <= ST_MAX_BUCKETS
   std::string btf_path;                  // custom vmlinux BTF, for kernels without /sys/kernel/btf
   // --cache filters: names (kmem caches) and kmalloc keys (see bpf_shared.h).
   std::vector<std::string> cache_names;
@@ -108,6 +109,12 @@ class Tracer {
   const std::vector<std::string>& missing_optional() const { return missing_optional_; }
 
   std::vector<BucketSnapshot> buckets() const;
+  // Gives buckets back for new (cache, cgroup) pairs: their counters are
+  // zeroed and their pair forgotten. Only for buckets that can never count
+  // again (a cgroup that is gone) and hold nothing outstanding; the caller
+  // decides (Session::recycle_buckets). Returns how many were retired.
+  std::size_t retire_buckets(const std::vector<std::uint32_t>& indexes);
+  std::uint32_t bucket_capacity() const { return bucket_limit_; }
   st_stats stats() const;
   // Calls fn for every live object, read from the mmap-ed table (or, in the
   // legacy object for old kernels, walked from the hash map in batches).
@@ -148,6 +155,7 @@ class Tracer {
   // The object built for kernels without bpf_loop / atomic compare-and-swap:
   // its live set is a hash map (st_live_hash), its bucket numbers per CPU.
   bool legacy_ = false;
+  std::uint32_t bucket_limit_ = ST_MAX_BUCKETS;
   bool task_btf_ = false;     // bpf_get_current_task_btf (5.11)
   int alloc_cache_arg_ = -1;  // kmem_cache_alloc's struct kmem_cache * argument, -1: none
   std::vector<std::string> limitations_;

@@ -551,6 +551,12 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
   bpf_map__set_max_entries(skel_->maps.st_live_hash, legacy_ ? options.max_objects : 1);
   ro->live_mask = slots - 1;
 
+  bucket_limit_ = std::clamp<std::uint32_t>(options.max_buckets, 64, ST_MAX_BUCKETS);
+  ro->bucket_limit = bucket_limit_;
+  for (bpf_map* m : {skel_->maps.st_bucket_ids, skel_->maps.st_buckets, skel_->maps.st_counts,
+                     skel_->maps.st_free_buckets})
+    bpf_map__set_max_entries(m, bucket_limit_);
+
   if (int err = slabtrace_bpf__load(skel_.get()); err) {
     std::string why = last_libbpf_line();
     throw UserError(fmt::format("loading the {} BPF programs failed: {}{}", to_string(mode), errno_text(err),
@@ -632,6 +638,10 @@ namespace {
   throw UserError(fmt::format("reading BPF map {} failed: {}", map, errno_text(err)));
 }
 
+[[noreturn]] void map_write_failed(const char* map, int err) {
+  throw UserError(fmt::format("updating BPF map {} failed: {}", map, errno_text(err)));
+}
+
 }  // namespace
 
 int Tracer::sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t value_size) const {
@@ -645,23 +655,89 @@ int Tracer::sum_percpu(int map_fd, std::uint32_t key, void* out, std::size_t val
   return 0;
 }
 
+namespace {
+
+// Reads entries [0, count) of an array map into `values` (value_size bytes
+// each; for a per-CPU map, all CPUs' values) in as few syscalls as the kernel
+// allows: batches (5.6+), or one lookup per entry where it has none.
+void read_array(int fd, const char* map, std::uint32_t count, std::size_t value_size, std::vector<std::uint64_t>& values) {
+  values.assign((value_size + 7) / 8 * count, 0);
+  auto* bytes = reinterpret_cast<unsigned char*>(values.data());
+  std::vector<std::uint32_t> keys(count);
+  std::uint32_t done = 0, next = 0;
+  bool batches = true;
+  while (done < count && batches) {
+    std::uint32_t n = count - done;
+    int err = bpf_map_lookup_batch(fd, done ? &next : nullptr, &next, keys.data() + done, bytes + done * value_size, &n,
+                                   nullptr);
+    int e = err ? errno : 0;
+    if (err && done == 0 && n == 0 && (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP)) {
+      batches = false;  // the kernel has no batch lookup for arrays
+      break;
+    }
+    if (err && e != ENOENT) map_read_failed(map, e);
+    done += n;
+    if (err) break;  // ENOENT: the end of the map
+  }
+  if (batches) return;
+  for (std::uint32_t i = 0; i < count; ++i)
+    if (bpf_map_lookup_elem(fd, &i, bytes + i * value_size) != 0) map_read_failed(map, errno);
+}
+
+}  // namespace
+
 std::vector<BucketSnapshot> Tracer::buckets() const {
   // The legacy object numbers buckets per CPU (cpu, cpu + ncpus, ...): every
   // index may be in use.
-  std::uint32_t used = legacy_ ? ST_MAX_BUCKETS : std::min<std::uint32_t>(skel_->bss->st_next_bucket, ST_MAX_BUCKETS);
-  int info_fd = bpf_map__fd(skel_->maps.st_buckets);
-  int counts_fd = bpf_map__fd(skel_->maps.st_counts);
+  std::uint32_t used = legacy_ ? bucket_limit_ : std::min<std::uint32_t>(skel_->bss->st_next_bucket, bucket_limit_);
   std::vector<BucketSnapshot> out;
+  if (used == 0) return out;
+  // Two batch reads for the whole table: a long run on a busy node has
+  // thousands of buckets, read on every refresh.
+  std::vector<std::uint64_t> infos, counts;
+  read_array(bpf_map__fd(skel_->maps.st_buckets), "st_buckets", used, sizeof(st_bucket), infos);
+  const std::size_t stride = (sizeof(st_counters) + 7) & ~std::size_t(7);
+  read_array(bpf_map__fd(skel_->maps.st_counts), "st_counts", used, stride * std::size_t(ncpus_), counts);
+  static_assert(sizeof(st_bucket) % 8 == 0 && sizeof(st_counters) % 8 == 0);
   out.reserve(legacy_ ? 64 : used);
   for (std::uint32_t i = 0; i < used; ++i) {
     BucketSnapshot b;
     b.index = i;
-    if (bpf_map_lookup_elem(info_fd, &i, &b.info) != 0) map_read_failed("st_buckets", errno);
-    if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race, or unused
-    if (int err = sum_percpu(counts_fd, i, &b.counters, sizeof b.counters)) map_read_failed("st_counts", err);
+    std::memcpy(&b.info, reinterpret_cast<const unsigned char*>(infos.data()) + i * sizeof(st_bucket), sizeof b.info);
+    if (b.info.cache == 0 && b.info.cgroup == 0) continue;  // slot lost to a creation race, unused or retired
+    const std::uint64_t* percpu = counts.data() + std::size_t(i) * std::size_t(ncpus_) * stride / 8;
+    auto* sum = reinterpret_cast<std::uint64_t*>(&b.counters);
+    for (int cpu = 0; cpu < ncpus_; ++cpu)
+      for (std::size_t w = 0; w < sizeof(st_counters) / 8; ++w) sum[w] += percpu[cpu * stride / 8 + w];
     out.push_back(b);
   }
   return out;
+}
+
+std::size_t Tracer::retire_buckets(const std::vector<std::uint32_t>& indexes) {
+  int ids_fd = bpf_map__fd(skel_->maps.st_bucket_ids);
+  int info_fd = bpf_map__fd(skel_->maps.st_buckets);
+  int counts_fd = bpf_map__fd(skel_->maps.st_counts);
+  int free_fd = bpf_map__fd(skel_->maps.st_free_buckets);
+  const std::size_t stride = (sizeof(st_counters) + 7) & ~std::size_t(7);
+  std::vector<std::uint64_t> zeros(stride / 8 * std::size_t(ncpus_), 0);
+  std::size_t retired = 0;
+  for (std::uint32_t i : indexes) {
+    st_bucket info{};
+    if (i >= bucket_limit_ || bpf_map_lookup_elem(info_fd, &i, &info) != 0) continue;
+    if (info.cache == 0 && info.cgroup == 0) continue;
+    // Forget the pair first, so that no new event finds this index; then
+    // empty the slot, and only then offer it for reuse.
+    st_bucket_key key{info.cache, info.cgroup};
+    if (bpf_map_delete_elem(ids_fd, &key) != 0) continue;
+    st_bucket empty{};
+    if (bpf_map_update_elem(counts_fd, &i, zeros.data(), BPF_ANY) != 0 ||
+        bpf_map_update_elem(info_fd, &i, &empty, BPF_ANY) != 0)
+      map_write_failed("st_buckets", errno);
+    if (bpf_map_update_elem(free_fd, nullptr, &i, BPF_ANY) != 0) map_write_failed("st_free_buckets", errno);
+    ++retired;
+  }
+  return retired;
 }
 
 st_stats Tracer::stats() const {

@@ -45,6 +45,9 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
   cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
       ->check(kPositive);
   cmd->add_option("--max-objects", o.max_objects, "objects the live-object table has room for")->check(CLI::Range(1024u, 1u << 26));
+  cmd->add_option("--max-buckets", o.max_buckets,
+                  "(cache, cgroup) pairs counted at once; serve, stream and top give back those of cgroups that are gone")
+      ->check(CLI::Range(64u, std::uint32_t(ST_MAX_BUCKETS)));
   cmd->add_option("--btf", o.btf_path, "BTF file for kernels without /sys/kernel/btf/vmlinux");
   cmd->add_option("--cache", o.caches, "only this cache (repeatable; kmalloc-1k, skbuff_head_cache, ...)");
   cmd->add_option("--cgroup", o.cgroup, "only this cgroup subtree (path relative to the cgroup2 mount)");

@@ -113,6 +113,7 @@ SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   o.measure_cost = c.measure_cost;
   o.kubelet_logs = {c.pods_dir, c.containers_dir};
   o.tracer.max_objects = c.max_objects;
+  o.tracer.max_buckets = c.max_buckets;
   o.tracer.btf_path = c.btf_path;
   o.tracer.verbose = c.verbose;
   o.caches = c.caches;

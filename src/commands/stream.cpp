@@ -22,6 +22,7 @@ int stream(const StreamOptions& o) {
   double waited = 0;
   while (wait_for(o.interval_s)) {
     waited += o.interval_s;
+    session.recycle_buckets();
     model::Rates rates = rates_since.next(session.snapshot());
     std::string ts = output::utc_timestamp();
     std::string lines;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <set>
 
 #include "slabtrace/model.hpp"
 
@@ -192,8 +193,16 @@ Rates compute_rates(const Snapshot* before, const Snapshot& after, std::uint64_t
   auto cache_now = group(after, by_cache);
   std::map<std::string, Totals> cg_before, cache_before;
   if (before) {
-    cg_before = group(*before, by_cgroup);
-    cache_before = group(*before, by_cache);
+    // Only buckets still there: one retired in between (its cgroup gone, see
+    // Session::recycle_buckets) took its counts with it, and is no change.
+    std::set<std::pair<std::uint32_t, std::uint64_t>> present;
+    for (const auto& b : after.buckets) present.emplace(b.index, b.cgroup_id);
+    Snapshot kept;
+    kept.elapsed_s = before->elapsed_s;
+    for (const auto& b : before->buckets)
+      if (present.count({b.index, b.cgroup_id})) kept.buckets.push_back(b);
+    cg_before = group(kept, by_cgroup);
+    cache_before = group(kept, by_cache);
   }
   r.cgroups = rates_for(cg_now, before ? &cg_before : nullptr, r.interval_s, scale);
   for (auto& g : r.cgroups) g.cgroup_id = std::stoull(g.key);

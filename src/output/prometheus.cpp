@@ -251,6 +251,13 @@ void write_health(Exposition& out, const Health& h) {
   out.sample(LabelSet(), h.live_map_entries);
   out.family("slabtrace_live_map_capacity", "gauge", "Objects the BPF live-object table has room for (--max-objects).");
   out.sample(LabelSet(), h.live_map_capacity);
+  out.family("slabtrace_buckets", "gauge", "(cache, cgroup) pairs slabtrace counts now.");
+  out.sample(LabelSet(), h.buckets);
+  out.family("slabtrace_bucket_capacity", "gauge", "(cache, cgroup) pairs the BPF tables have room for (--max-buckets).");
+  out.sample(LabelSet(), h.bucket_capacity);
+  out.family("slabtrace_buckets_retired_total", "counter",
+             "Buckets given back for new pairs because their cgroup was gone and nothing they counted was live.");
+  out.sample(LabelSet(), h.buckets_retired);
   out.family("slabtrace_bpf_runs_total", "counter", "Runs of each BPF program (kernel bpf_stats).");
   for (const auto& p : h.programs) out.sample(LabelSet().add("program", p.program, true), p.runs);
   out.family("slabtrace_bpf_run_seconds_total", "counter", "Time spent in each BPF program (kernel bpf_stats).");

@@ -1,12 +1,15 @@
 // cgroup-v2 ids and paths, and what a cgroup path says about the container in it.
 #include "slabtrace/cgroups.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -183,6 +186,47 @@ void CgroupResolver::refresh() {
   // path, and a reused inode number takes the new cgroup's.
   walk(mount_, "", paths_);
   last_walk_ms_ = steady_now_ms();
+}
+
+std::optional<bool> CgroupResolver::exists(std::uint64_t id) {
+  if (!handles_usable_) return std::nullopt;
+  // A cgroup's handle is its 8-byte id (kernfs, 5.5+); learn the handle type
+  // from the mount's own root, and check that the root's handle is its id.
+  struct Handle {
+    alignas(file_handle) unsigned char storage[sizeof(file_handle) + sizeof(std::uint64_t)] = {};
+    file_handle* get() { return reinterpret_cast<file_handle*>(storage); }
+  };
+  if (!mount_fd_) {
+    Handle root;
+    root.get()->handle_bytes = sizeof(std::uint64_t);
+    int mount_id = 0;
+    std::uint64_t root_id = 0;
+    if (::name_to_handle_at(AT_FDCWD, mount_.c_str(), root.get(), &mount_id, 0) != 0 ||
+        root.get()->handle_bytes != sizeof root_id) {
+      handles_usable_ = false;
+      return std::nullopt;
+    }
+    std::memcpy(&root_id, root.get()->f_handle, sizeof root_id);
+    if (root_id != cgroup_id_of(mount_).value_or(0)) {
+      handles_usable_ = false;
+      return std::nullopt;
+    }
+    handle_type_ = root.get()->handle_type;
+    mount_fd_ = UniqueFd(::open(mount_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!mount_fd_) {
+      handles_usable_ = false;
+      return std::nullopt;
+    }
+  }
+  Handle h;
+  h.get()->handle_bytes = sizeof id;
+  h.get()->handle_type = handle_type_;
+  std::memcpy(h.get()->f_handle, &id, sizeof id);
+  UniqueFd fd(::open_by_handle_at(mount_fd_.get(), h.get(), O_RDONLY | O_CLOEXEC));
+  if (fd) return true;
+  if (errno == ESTALE || errno == ENOENT) return false;
+  if (errno == EPERM || errno == EOPNOTSUPP || errno == EINVAL) handles_usable_ = false;
+  return std::nullopt;
 }
 
 std::optional<std::uint64_t> cgroup_id_of(const std::string& dir) {

@@ -274,6 +274,43 @@ model::Snapshot Session::snapshot() {
   return snap;
 }
 
+std::size_t Session::recycle_buckets() {
+  if (!cgroups_) return 0;
+  std::unordered_map<std::uint64_t, bool> gone;  // many buckets share a cgroup: ask once each
+  std::unordered_map<std::uint64_t, std::size_t> kept;  // buckets of a gone cgroup that stay
+  std::set<std::pair<std::uint32_t, std::uint64_t>> dead_now;
+  std::vector<std::uint32_t> retire;
+  for (const auto& b : tracer_->buckets()) {
+    std::uint64_t id = b.info.cgroup;
+    if (id == 0 || model::is_interrupt_cgroup(id)) continue;
+    auto [it, first] = gone.try_emplace(id, false);
+    if (first) it->second = cgroups_->exists(id) == false;  // unknown: assume it exists
+    if (!it->second) continue;
+    std::pair key{b.index, id};
+    if (model::Counts::from(b.counters, b.info.object_size).outstanding() != 0) {
+      ++kept[id];  // objects it counted are still live: it stays, and so does its name
+    } else if (dead_buckets_.count(key)) {
+      retire.push_back(b.index);
+    } else {
+      dead_now.insert(key);
+      ++kept[id];
+    }
+  }
+  dead_buckets_ = std::move(dead_now);
+  std::size_t retired = retire.empty() ? 0 : tracer_->retire_buckets(retire);
+  retired_total_ += retired;
+  if (retired) {
+    // A cgroup none of whose buckets is left is forgotten: its path too.
+    for (const auto& [id, is_gone] : gone) {
+      if (!is_gone || kept.count(id)) continue;
+      path_cache_.erase(id);
+      cgroups_->forget(id);
+    }
+    spdlog::debug("retired {} buckets of cgroups that are gone", retired);
+  }
+  return retired;
+}
+
 void Session::mark_interval() {
   model::IntervalPoint p;
   model::Snapshot now = snapshot();

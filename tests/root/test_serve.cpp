@@ -421,3 +421,56 @@ TEST_CASE("the deploy manifests parse as YAML and make a privileged DaemonSet wi
   for (const char* wanted : {"SlabtraceSlabGrowth", "SlabtraceNodeSUnreclaimHigh", "SlabtraceSocketHoldsSkbs"})
     CHECK(std::find(alerts.begin(), alerts.end(), wanted) != alerts.end());
 }
+
+// A node whose pods come and go: every new cgroup makes new (cache, cgroup)
+// buckets. serve gives back those of cgroups that are gone, so that a run of
+// days never fills its tables and a pod that starts leaking late is still
+// named. With room for 1,024 pairs, 60 short-lived cgroups make several
+// times that many; then a leak in one more cgroup must be attributed.
+TEST_CASE("serve gives back the buckets of cgroups that are gone: a late leak is still attributed",
+          "[root][serve][faults]") {
+  REQUIRE_ROOT_OR_SKIP();
+  const int serve_port = free_port();
+  Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
+               "--trace", "always", "--max-buckets", "1024"});
+  REQUIRE(eventually(300, [&] { return http_ok(serve_port, "/healthz") || !serve.running(); }));
+  require_serving(serve);
+  REQUIRE(sample_value(metrics_page(serve_port), "slabtrace_bucket_capacity") == 1024.0);
+
+  const int churn_cgroups = 60;
+  for (int i = 0; i < churn_cgroups; ++i) {
+    TestCgroup cg("churn-" + std::to_string(i));
+    // Sockets, files and sk_buffs allocated in the cgroup, all freed by exit.
+    Child churn({workload_bin(), "udp-churn", "--cgroup", cg.dir(), "--seconds", "0.1"});
+    REQUIRE(churn.finish(120) == 0);
+    Child exec({workload_bin(), "exec-churn", "--cgroup", cg.dir(), "--seconds", "0.1"});
+    REQUIRE(exec.finish(120) == 0);
+  }
+  // Retired after two refreshes that find the cgroup gone.
+  std::string page;
+  REQUIRE(eventually(60, [&] {
+    page = metrics_page(serve_port);
+    return sample_value(page, "slabtrace_buckets_retired_total").value_or(0) >= 1024;
+  }));
+  INFO(page.substr(0, 4000));
+
+  TestCgroup sender_cg("late-sender"), holder_cg("late-holder");
+  UdpHolder holder(holder_cg);
+  udp_send(sender_cg, holder.port, scaled(5000));
+  wait_udp_queue_settled(holder.port);
+  const std::string series =
+      "slabtrace_outstanding_objects{cache=\"skbuff_head_cache\",cgroup=\"" + sender_cg.path() + "\"}";
+  bool named = eventually(60, [&] {
+    page = metrics_page(serve_port);
+    return sample_value(page, series).value_or(0) >= 0.95 * double(scaled(5000));
+  });
+  std::printf("serve buckets: %.0f in use of %.0f, %.0f retired after %d short-lived cgroups; late leak: %.0f of %lu heads\n",
+              sample_value(page, "slabtrace_buckets").value_or(-1), sample_value(page, "slabtrace_bucket_capacity").value_or(-1),
+              sample_value(page, "slabtrace_buckets_retired_total").value_or(-1), churn_cgroups,
+              sample_value(page, series).value_or(-1), (unsigned long)scaled(5000));
+  CHECK(named);
+  CHECK(sample_value(page, "slabtrace_lost_events_total{reason=\"buckets_full\"}") == 0.0);
+  holder.exit();
+  serve.signal(SIGTERM);
+  CHECK(serve.finish(60) == 0);
+}

@@ -121,6 +121,25 @@ TEST_CASE("rates between snapshots: growth per second per cgroup and cache", "[u
     if (g.cgroup_id == 25) CHECK(g.total.outstanding == 11000 * 16);
 }
 
+TEST_CASE("rates: a bucket retired between snapshots (its cgroup gone) is no change", "[unit][model]") {
+  // Index 1 belonged to cgroup 40, gone and retired; it was reused by cgroup
+  // 41 for kmalloc-64. Cgroup 25's filp counts in the same index as before.
+  Snapshot before, after;
+  before.elapsed_s = 1;
+  after.elapsed_s = 2;
+  before.buckets = {bucket(0, "filp", 25, 100, 100, 100), bucket(1, "kmalloc-64", 40, 9000, 9000, 9000)};
+  after.buckets = {bucket(0, "filp", 25, 150, 150, 150), bucket(1, "kmalloc-64", 41, 30, 0, 30)};
+  Rates r = compute_rates(&before, after, 1);
+  const GroupRate* cache = nullptr;
+  for (const auto& g : r.caches)
+    if (g.key == "kmalloc-64") cache = &g;
+  REQUIRE(cache);
+  CHECK(cache->total.allocs == 30);  // not 30 - 9000 clamped to 0
+  CHECK(cache->total.growth_per_s == Approx(30.0));
+  for (const auto& g : r.caches)
+    if (g.key == "filp") CHECK(g.total.allocs == 50);
+}
+
 TEST_CASE("verdicts: an sk_buff leak names allocator, path, holder and the 1:1 signature", "[unit][model][verdict]") {
   Report r = leak_report();
   // What makes it a leak here: the socket's queue has held them for most of the run.
