@@ -428,7 +428,7 @@ TEST_CASE("the deploy manifests parse as YAML and make a privileged DaemonSet wi
 // named. With room for 1,024 pairs, 60 short-lived cgroups make several
 // times that many; then a leak in one more cgroup must be attributed.
 TEST_CASE("serve gives back the buckets of cgroups that are gone: a late leak is still attributed",
-          "[root][serve][faults]") {
+          "[root][serve][faults][buckets]") {
   REQUIRE_ROOT_OR_SKIP();
   const int serve_port = free_port();
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
