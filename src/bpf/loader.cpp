@@ -660,6 +660,8 @@ namespace {
 // Reads entries [0, count) of an array map into `values` (value_size bytes
 // each; for a per-CPU map, all CPUs' values) in as few syscalls as the kernel
 // allows: batches (5.6+), or one lookup per entry where it has none.
+constexpr int kKernelENOTSUPP = 524;  // include/linux/errno.h, not in libc's
+
 void read_array(int fd, const char* map, std::uint32_t count, std::size_t value_size, std::vector<std::uint64_t>& values) {
   values.assign((value_size + 7) / 8 * count, 0);
   auto* bytes = reinterpret_cast<unsigned char*>(values.data());
@@ -671,8 +673,10 @@ void read_array(int fd, const char* map, std::uint32_t count, std::size_t value_
     int err = bpf_map_lookup_batch(fd, done ? &next : nullptr, &next, keys.data() + done, bytes + done * value_size, &n,
                                    nullptr);
     int e = err ? errno : 0;
-    if (err && done == 0 && n == 0 && (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP)) {
-      batches = false;  // the kernel has no batch lookup for arrays
+    // The kernel's ENOTSUPP (524; 5.10 for per-CPU arrays) or EINVAL: no
+    // batch lookup for this map type; the count it wrote back means nothing.
+    if (err && done == 0 && (e == EINVAL || e == EOPNOTSUPP || e == kKernelENOTSUPP)) {
+      batches = false;
       break;
     }
     if (err && e != ENOENT) map_read_failed(map, e);
