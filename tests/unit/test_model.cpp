@@ -127,8 +127,8 @@ TEST_CASE("rates: a bucket retired between snapshots (its cgroup gone) is no cha
   Snapshot before, after;
   before.elapsed_s = 1;
   after.elapsed_s = 2;
-  before.buckets = {bucket(0, "filp", 25, 100, 100, 100), bucket(1, "kmalloc-64", 40, 9000, 9000, 9000)};
-  after.buckets = {bucket(0, "filp", 25, 150, 150, 150), bucket(1, "kmalloc-64", 41, 30, 0, 30)};
+  before.buckets = {fakerun::bucket(0, "filp", 25, 256, 100, 100), fakerun::bucket(1, "kmalloc-64", 40, 64, 9000, 9000)};
+  after.buckets = {fakerun::bucket(0, "filp", 25, 256, 150, 150), fakerun::bucket(1, "kmalloc-64", 41, 64, 30, 0)};
   Rates r = compute_rates(&before, after, 1);
   const GroupRate* cache = nullptr;
   for (const auto& g : r.caches)
