@@ -430,7 +430,7 @@ TEST_CASE("the deploy manifests parse as YAML and make a privileged DaemonSet wi
 TEST_CASE("serve gives back the buckets of cgroups that are gone: a late leak is still attributed",
           "[root][serve][faults][buckets]") {
   REQUIRE_ROOT_OR_SKIP();
-  const int serve_port = free_port();
+  const int serve_port = free_loopback_port();
   Child serve({slabtrace_bin(), "serve", "--listen", "127.0.0.1:" + std::to_string(serve_port), "--interval", "1",
                "--trace", "always", "--max-buckets", "1024"});
   REQUIRE(eventually(300, [&] { return http_ok(serve_port, "/healthz") || !serve.running(); }));
