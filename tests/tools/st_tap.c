@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #define PORT 9999
+#define TOOL_NAME "st_tap"
+#include "tool_common.h"
 
 static int has(int argc, char **argv, const char *name)
 {
@@ -48,31 +50,6 @@ static int has(int argc, char **argv, const char *name)
     if (strcmp(argv[i], name) == 0)
       return 1;
   return 0;
-}
-
-static const char *opt(int argc, char **argv, const char *name, const char *def)
-{
-  for (int i = 1; i + 1 < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return argv[i + 1];
-  return def;
-}
-
-static void die(const char *what)
-{
-  fprintf(stderr, "st_tap: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void join_cgroup(const char *dir)
-{
-  if (!dir)
-    return;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  FILE *f = fopen(path, "w");
-  if (!f || fprintf(f, "%d\n", getpid()) < 0 || fclose(f) != 0)
-    die(path);
 }
 
 static void if_up(int s, const char *name, const char *address)

@@ -11,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The value after `name` on the command line, or `def`. From argv[1]: a
+ * tool's mode word never starts with "--", so it is never taken for a name. */
 static const char *opt(int argc, char **argv, const char *name, const char *def)
 {
-  for (int i = 2; i + 1 < argc; i++)
+  for (int i = 1; i + 1 < argc; i++)
     if (strcmp(argv[i], name) == 0)
       return argv[i + 1];
   return def;
@@ -32,14 +34,11 @@ static void join_cgroup(const char *dir)
   char path[4096];
   snprintf(path, sizeof path, "%s/cgroup.procs", dir);
   FILE *f = fopen(path, "w");
-  if (!f)
-    die(path);
-  fprintf(f, "%d\n", getpid());
-  if (fclose(f) != 0)
+  if (!f || fprintf(f, "%d\n", getpid()) < 0 || fclose(f) != 0)
     die(path);
 }
 
-static double now_s(void)
+static inline double now_s(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
