@@ -16,26 +16,11 @@ import subprocess
 import sys
 import time
 
+# /proc/slabinfo and the cgroup2 mount, read as every measurement reads them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "bench", "harness"))
+from common import cgroup2_mount, slabinfo as slab_active  # noqa: E402
+
 DATAGRAMS = 30000
-
-
-def cgroup2_mount():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            if fields[sep + 1] == "cgroup2":
-                return fields[4]
-    raise SystemExit("leak-figures: no cgroup2 mount")
-
-
-def slab_active():
-    out = {}
-    with open("/proc/slabinfo") as f:
-        for line in f.readlines()[2:]:
-            fields = line.split()
-            out[fields[0]] = int(fields[1])
-    return out
 
 
 def settled_active(cache, timeout=60):
@@ -64,6 +49,8 @@ def has_field(category, event, field):
 def main():
     build, out_path = sys.argv[1], sys.argv[2]
     mount = cgroup2_mount()
+    if not mount:
+        raise SystemExit("leak-figures: no cgroup2 mount")
     tag = f"slabtrace-test-{os.getpid()}"
     a, b = f"{mount}/{tag}-a", f"{mount}/{tag}-b"
     os.makedirs(a)
