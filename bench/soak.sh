@@ -223,7 +223,7 @@ slowest=$(promql "max_over_time(scrape_duration_seconds{job=\"slabtrace\"}[${ela
 lost=$(curl -sf -m 5 --get --data-urlencode 'query=slabtrace_lost_events_total{job="slabtrace"} > 0' "$prom_api/query" |
   jq -r '[.data.result[] | "\(.metric.reason) \(.value[1])"] | join(", ")' 2>/dev/null || true)
 # Cgroups come and go all the time: serve must give their buckets back
-# (Session::recycle_buckets), never run out of them.
+# (Session::snapshot_recycling), never run out of them.
 buckets_full=$(promql 'max(slabtrace_lost_events_total{reason="buckets_full"})')
 retired=$(promql 'max(slabtrace_buckets_retired_total)')
 [[ ${buckets_full:-0} == 0 ]] || fail+=("serve ran out of (cache, cgroup) buckets: ${buckets_full} events lost")

@@ -48,12 +48,14 @@ class Session {
   // Keeps the bucket counters and the kernel's slab counts of this moment for
   // the report's trends (cheap: no walk over the live set).
   void mark_interval();
-  // For commands that run for days (serve, stream, top): buckets of cgroups
-  // that are gone, with nothing outstanding, go back to the tracer for new
-  // (cache, cgroup) pairs. A bucket is retired when it was so on two calls in
-  // a row. Returns how many were retired now; retired() counts all of them.
-  std::size_t recycle_buckets();
+  // snapshot() for commands that run for days (serve, stream, top): the same
+  // one read of the tracer's buckets first gives back those of cgroups that
+  // are gone, with nothing outstanding, for new (cache, cgroup) pairs. A
+  // bucket is retired when it was so on two calls in a row.
+  model::Snapshot snapshot_recycling();
   std::uint64_t retired_buckets() const { return retired_total_; }
+  // Buckets in use at the last snapshot (before filters: what fills the table).
+  std::size_t buckets_in_use() const { return buckets_in_use_; }
   // Reads the whole live set once; call at the end of a recording.
   model::Report report();
 
@@ -85,6 +87,10 @@ class Session {
   class NodeView;
   void prime_skb_head_cache();
   bool cache_selected(const std::string& name) const;
+  model::Snapshot snapshot_of(const std::vector<bpf::BucketSnapshot>& buckets);
+  // Retires the buckets of `buckets` that may be (see snapshot_recycling);
+  // returns their indexes.
+  std::vector<std::uint32_t> recycle(const std::vector<bpf::BucketSnapshot>& buckets);
   std::vector<std::string> symbolize(const std::vector<std::uint64_t>& addrs, bool with_offsets) const;
 
   SessionOptions options_;
@@ -99,6 +105,7 @@ class Session {
   std::unordered_map<std::uint64_t, std::string> path_cache_;
   std::set<std::pair<std::uint32_t, std::uint64_t>> dead_buckets_;  // (index, cgroup) dead on the last call
   std::uint64_t retired_total_ = 0;
+  std::size_t buckets_in_use_ = 0;
   k8s::PodNames pod_names_;
   census::OwnerResolver owners_;
   std::unique_ptr<census::SkbIterators> skb_iterators_;

@@ -112,8 +112,8 @@ class Tracer {
   // Gives buckets back for new (cache, cgroup) pairs: their counters are
   // zeroed and their pair forgotten. Only for buckets that can never count
   // again (a cgroup that is gone) and hold nothing outstanding; the caller
-  // decides (Session::recycle_buckets). Returns how many were retired.
-  std::size_t retire_buckets(const std::vector<std::uint32_t>& indexes);
+  // decides (Session::snapshot_recycling). Returns the indexes retired.
+  std::vector<std::uint32_t> retire_buckets(const std::vector<std::uint32_t>& indexes);
   std::uint32_t bucket_capacity() const { return bucket_limit_; }
   st_stats stats() const;
   // Calls fn for every live object, read from the mmap-ed table (or, in the

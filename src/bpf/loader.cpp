@@ -718,14 +718,14 @@ std::vector<BucketSnapshot> Tracer::buckets() const {
   return out;
 }
 
-std::size_t Tracer::retire_buckets(const std::vector<std::uint32_t>& indexes) {
+std::vector<std::uint32_t> Tracer::retire_buckets(const std::vector<std::uint32_t>& indexes) {
   int ids_fd = bpf_map__fd(skel_->maps.st_bucket_ids);
   int info_fd = bpf_map__fd(skel_->maps.st_buckets);
   int counts_fd = bpf_map__fd(skel_->maps.st_counts);
   int free_fd = bpf_map__fd(skel_->maps.st_free_buckets);
   const std::size_t stride = (sizeof(st_counters) + 7) & ~std::size_t(7);
   std::vector<std::uint64_t> zeros(stride / 8 * std::size_t(ncpus_), 0);
-  std::size_t retired = 0;
+  std::vector<std::uint32_t> retired;
   for (std::uint32_t i : indexes) {
     st_bucket info{};
     if (i >= bucket_limit_ || bpf_map_lookup_elem(info_fd, &i, &info) != 0) continue;
@@ -739,7 +739,7 @@ std::size_t Tracer::retire_buckets(const std::vector<std::uint32_t>& indexes) {
         bpf_map_update_elem(info_fd, &i, &empty, BPF_ANY) != 0)
       map_write_failed("st_buckets", errno);
     if (bpf_map_update_elem(free_fd, nullptr, &i, BPF_ANY) != 0) map_write_failed("st_free_buckets", errno);
-    ++retired;
+    retired.push_back(i);
   }
   return retired;
 }

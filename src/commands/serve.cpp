@@ -64,8 +64,7 @@ class MetricsGatherer {
   prometheus::Metrics gather(const census::Census& now_sockets, census::NodeCensus& census) {
     auto started = std::chrono::steady_clock::now();
     prometheus::Metrics m;
-    session_.recycle_buckets();
-    model::Rates rates = rates_since_.next(session_.snapshot());
+    model::Rates rates = rates_since_.next(session_.snapshot_recycling());
     const model::Snapshot& now = *rates_since_.previous();
     m.cgroups = cgroups(now, rates);
     m.skb_holders = skb_holders(now_sockets, census);
@@ -162,7 +161,7 @@ class MetricsGatherer {
     // bucket counters spares a walk over up to millions of entries.
     for (const auto& b : now.buckets) h.live_map_entries += b.counts.outstanding();
     h.live_map_capacity = tracer.live_capacity();
-    h.buckets = tracer.buckets().size();
+    h.buckets = session_.buckets_in_use();
     h.bucket_capacity = tracer.bucket_capacity();
     h.buckets_retired = session_.retired_buckets();
     for (const auto& c : tracer.program_costs()) h.programs.push_back({c.name, c.run_count, c.run_time_ns});

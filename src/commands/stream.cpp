@@ -22,8 +22,7 @@ int stream(const StreamOptions& o) {
   double waited = 0;
   while (wait_for(o.interval_s)) {
     waited += o.interval_s;
-    session.recycle_buckets();
-    model::Rates rates = rates_since.next(session.snapshot());
+    model::Rates rates = rates_since.next(session.snapshot_recycling());
     std::string ts = output::utc_timestamp();
     std::string lines;
     for (const auto& g : rates.cgroups) {

@@ -227,8 +227,7 @@ int top(const TopOptions& o) {
     const auto now = Clock::now();
     const bool last = now >= deadline;
     if (refresh || last || now >= next_refresh) {
-      session.recycle_buckets();
-      frame.history.push_back(rates_since.next(session.snapshot()));
+      frame.history.push_back(rates_since.next(session.snapshot_recycling()));
       if (frame.history.size() > output::kSparklineIntervals) frame.history.erase(frame.history.begin());
       for (const auto& g : frame.history.back().cgroups)
         frame.cgroup_paths[g.cgroup_id] = session.cgroup_path(g.cgroup_id);

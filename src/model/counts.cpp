@@ -194,7 +194,7 @@ Rates compute_rates(const Snapshot* before, const Snapshot& after, std::uint64_t
   std::map<std::string, Totals> cg_before, cache_before;
   if (before) {
     // Only buckets still there: one retired in between (its cgroup gone, see
-    // Session::recycle_buckets) took its counts with it, and is no change.
+    // Session::snapshot_recycling) took its counts with it, and is no change.
     std::set<std::pair<std::uint32_t, std::uint64_t>> present;
     for (const auto& b : after.buckets) present.emplace(b.index, b.cgroup_id);
     Snapshot kept;

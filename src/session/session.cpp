@@ -257,10 +257,27 @@ bool Session::cache_selected(const std::string& name) const {
   return false;
 }
 
-model::Snapshot Session::snapshot() {
+model::Snapshot Session::snapshot() { return snapshot_of(tracer_->buckets()); }
+
+model::Snapshot Session::snapshot_recycling() {
+  std::vector<bpf::BucketSnapshot> buckets = tracer_->buckets();
+  std::vector<std::uint32_t> retired = recycle(buckets);
+  if (!retired.empty()) {
+    std::sort(retired.begin(), retired.end());
+    buckets.erase(std::remove_if(buckets.begin(), buckets.end(),
+                                 [&](const bpf::BucketSnapshot& b) {
+                                   return std::binary_search(retired.begin(), retired.end(), b.index);
+                                 }),
+                  buckets.end());
+  }
+  return snapshot_of(buckets);
+}
+
+model::Snapshot Session::snapshot_of(const std::vector<bpf::BucketSnapshot>& buckets) {
+  buckets_in_use_ = buckets.size();
   model::Snapshot snap;
   snap.elapsed_s = elapsed_s();
-  for (const auto& b : tracer_->buckets()) {
+  for (const auto& b : buckets) {
     model::Bucket out;
     out.index = b.index;
     out.cache = model::cache_name(b.info.cache, b.info.name);
@@ -274,13 +291,13 @@ model::Snapshot Session::snapshot() {
   return snap;
 }
 
-std::size_t Session::recycle_buckets() {
-  if (!cgroups_) return 0;
+std::vector<std::uint32_t> Session::recycle(const std::vector<bpf::BucketSnapshot>& buckets) {
+  if (!cgroups_) return {};
   std::unordered_map<std::uint64_t, bool> gone;  // many buckets share a cgroup: ask once each
   std::unordered_map<std::uint64_t, std::size_t> kept;  // buckets of a gone cgroup that stay
   std::set<std::pair<std::uint32_t, std::uint64_t>> dead_now;
   std::vector<std::uint32_t> retire;
-  for (const auto& b : tracer_->buckets()) {
+  for (const auto& b : buckets) {
     std::uint64_t id = b.info.cgroup;
     if (id == 0 || model::is_interrupt_cgroup(id)) continue;
     auto [it, first] = gone.try_emplace(id, false);
@@ -297,16 +314,16 @@ std::size_t Session::recycle_buckets() {
     }
   }
   dead_buckets_ = std::move(dead_now);
-  std::size_t retired = retire.empty() ? 0 : tracer_->retire_buckets(retire);
-  retired_total_ += retired;
-  if (retired) {
+  std::vector<std::uint32_t> retired = retire.empty() ? retire : tracer_->retire_buckets(retire);
+  retired_total_ += retired.size();
+  if (!retired.empty()) {
     // A cgroup none of whose buckets is left is forgotten: its path too.
     for (const auto& [id, is_gone] : gone) {
       if (!is_gone || kept.count(id)) continue;
       path_cache_.erase(id);
       cgroups_->forget(id);
     }
-    spdlog::debug("retired {} buckets of cgroups that are gone", retired);
+    spdlog::debug("retired {} buckets of cgroups that are gone", retired.size());
   }
   return retired;
 }
