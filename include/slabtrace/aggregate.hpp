@@ -84,12 +84,7 @@ struct IntervalPoint {
 };
 
 // Everything about a run that is data rather than a question to ask.
-struct RunSnapshot {
-  std::string kernel;
-  double duration_s = 0;
-  std::uint64_t sample_rate = 1;
-  std::uint64_t stack_sample_rate = 1;  // 0: no stacks
-  std::string attach_mode;
+struct RunSnapshot : RunInfo {
   std::vector<std::string> kernel_limits;  // what this kernel could not give, one line each
   double min_age_s = 0;
   std::size_t top = 10;

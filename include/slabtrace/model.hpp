@@ -297,12 +297,17 @@ struct Finding {
   std::string text;
 };
 
-struct Report {
+// What a run was: it comes in with the run's data (RunSnapshot) and goes out
+// unchanged in its report.
+struct RunInfo {
   std::string kernel;
   double duration_s = 0;
   std::uint64_t sample_rate = 1;
   std::uint64_t stack_sample_rate = 1;  // 0: no stacks
   std::string attach_mode;
+};
+
+struct Report : RunInfo {
   std::vector<CacheReport> caches;
   std::vector<CgroupReport> cgroups;
   std::vector<StackReport> stacks;

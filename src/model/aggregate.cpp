@@ -84,11 +84,7 @@ Rates RateTracker::next(Snapshot now) {
 
 Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& kernel) {
   Report rep;
-  rep.kernel = run.kernel;
-  rep.duration_s = run.duration_s;
-  rep.sample_rate = run.sample_rate;
-  rep.stack_sample_rate = run.stack_sample_rate;
-  rep.attach_mode = run.attach_mode;
+  static_cast<RunInfo&>(rep) = run;
   for (const auto& limit : run.kernel_limits) rep.notes.push_back(limit);
   const std::uint64_t scale = run.sample_rate;
   const Snapshot& snap = run.counters;

@@ -57,6 +57,12 @@ TEST_CASE("aggregate: a UDP leak from fakes gives caches, cgroups, stacks, skb p
   leak.trace.health.v[ST_STAT_MAP_FULL] = 3;
   model::Report r = model::aggregate(leak.run, leak.trace, leak.kernel);
 
+  // What the run was goes out as it came in.
+  CHECK(r.kernel == "6.18.44");
+  CHECK(r.duration_s == 10);
+  CHECK(r.sample_rate == 1);
+  CHECK(r.stack_sample_rate == 1);
+  CHECK(r.attach_mode == "tp_btf");
   REQUIRE(r.caches.size() >= 2);
   CHECK(r.caches[0].name == "kmalloc-1k");  // by bytes
   CHECK(r.caches[0].outstanding == 2000);
