@@ -913,30 +913,35 @@ std::vector<std::pair<st_adopt_key, st_adopt_dev>> Tracer::adopted() const {
   return out;
 }
 
-std::vector<ProgramCost> Tracer::program_costs() const {
-  std::vector<ProgramCost> out;
+namespace {
+
+// The kernel's info of every program of the object that is loaded; one the
+// kernel will not describe is passed over, as one not loaded is.
+template <typename Fn>
+void for_each_loaded_program(bpf_object* obj, Fn&& fn) {
   bpf_program* prog = nullptr;
-  bpf_object__for_each_program(prog, skel_->obj) {
+  bpf_object__for_each_program(prog, obj) {
     int fd = bpf_program__fd(prog);
     if (fd < 0) continue;
     bpf_prog_info info{};
     std::uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) continue;
-    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) fn(prog, info);
   }
+}
+
+}  // namespace
+
+std::vector<ProgramCost> Tracer::program_costs() const {
+  std::vector<ProgramCost> out;
+  for_each_loaded_program(skel_->obj, [&](const bpf_program* prog, const bpf_prog_info& info) {
+    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  });
   return out;
 }
 
 std::vector<std::uint32_t> Tracer::program_ids() const {
   std::vector<std::uint32_t> out;
-  bpf_program* prog = nullptr;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    int fd = bpf_program__fd(prog);
-    if (fd < 0) continue;
-    bpf_prog_info info{};
-    std::uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) out.push_back(info.id);
-  }
+  for_each_loaded_program(skel_->obj, [&](const bpf_program*, const bpf_prog_info& info) { out.push_back(info.id); });
   return out;
 }
 
