@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -140,15 +139,8 @@ Census take_census(OwnerResolver& owners, const sockets::ScanOptions& options) {
 NodeCensus::NodeCensus(k8s::LogDirs kubelet_logs, bool exact_skb_counts)
     : pod_names_(std::make_unique<k8s::PodNames>(std::move(kubelet_logs))) {
   if (exact_skb_counts) iterators_ = SkbIterators::load();
-  std::string mount;
-  if (std::ifstream in("/proc/self/mountinfo"); in) {
-    try {
-      mount = procfs::find_cgroup2_mount(procfs::parse_mountinfo(in)).value_or("");
-    } catch (const ParseError&) {
-      // no cgroup ids, names still come from the paths
-    }
-  }
-  owners_ = OwnerResolver::for_node(mount, pod_names_.get());
+  // No mount (or an unreadable mountinfo): no cgroup ids, names still come from the paths.
+  owners_ = OwnerResolver::for_node(procfs::own_cgroup2_mount().value_or(""), pod_names_.get());
 }
 
 NodeCensus::~NodeCensus() = default;
