@@ -413,6 +413,18 @@ inline void udp_send(const TestCgroup& cg, int port, long count, int size = 200)
   REQUIRE(sender.finish(300) == 0);
 }
 
+// A `record` run (JSON report) while `count` datagrams go from `sender` into the
+// unread socket on `port`; stopped once that socket's queue has settled.
+inline nlohmann::json record_udp_leak(const TestCgroup& sender, int port, long count,
+                                      const std::vector<std::string>& record_args = {}) {
+  std::vector<std::string> args = {"record", "--duration", kUntilStopped, "--format", "json"};
+  args.insert(args.end(), record_args.begin(), record_args.end());
+  auto tracer = start_slabtrace(args);
+  udp_send(sender, port, count);
+  wait_udp_queue_settled(port);
+  return stop_json(*tracer);
+}
+
 // Lets frees from earlier tests reach /proc/slabinfo: per-CPU caches (sheaves
 // on 6.18) keep freed objects counted as active until they are flushed.
 inline void settle_slabinfo() {

@@ -102,10 +102,7 @@ TEST_CASE("real leaks match the /proc/slabinfo delta within 5%", "[root][accurac
     settle_slabinfo();
     TestCgroup sender_cg("sender"), holder_cg("holder");
     UdpHolder holder(holder_cg);
-    auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json"});
-    udp_send(sender_cg, holder.port, 50000);
-    wait_udp_queue_settled(holder.port);
-    json report = stop_json(*tracer);
+    json report = record_udp_leak(sender_cg, holder.port, 50000);
     holder.exit();
     leak_row("leak-udp", report, "skbuff_head_cache");
     leak_row("leak-udp", report, data_cache);

@@ -259,10 +259,7 @@ TEST_CASE("the classic tracepoint fallback gives the same answer", "[root][recor
   const std::string data_cache = leak_data_cache("udp");
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);
-  auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json", "--attach-mode", "tracepoint"});
-  udp_send(sender_cg, holder.port, 20000);
-  wait_udp_queue_settled(holder.port);
-  json report = stop_json(*tracer);
+  json report = record_udp_leak(sender_cg, holder.port, 20000, {"--attach-mode", "tracepoint"});
   holder.exit();
   CHECK(report["attach_mode"] == "tracepoint");
   const json* sender = find_by(report["cgroups"], "path", sender_cg.path());
@@ -318,10 +315,7 @@ TEST_CASE("a full live table is counted and reported, never silent", "[root][rec
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);
   // Room for 1,024 objects (2,048 slots); the leak makes 40,000.
-  auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json", "--max-objects", "1024"});
-  udp_send(sender_cg, holder.port, 20000);
-  wait_udp_queue_settled(holder.port);
-  json report = stop_json(*tracer);
+  json report = record_udp_leak(sender_cg, holder.port, 20000, {"--max-objects", "1024"});
   holder.exit();
 
   INFO(report["lost"].dump());

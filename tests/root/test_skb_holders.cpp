@@ -89,10 +89,7 @@ TEST_CASE("unread AF_PACKET socket on lo: the capture process holds clones of bo
   TestCgroup capture_cg("capture"), sender_cg("sender"), holder_cg("holder");
   UdpHolder receiver(holder_cg);
   auto capture = start_holder({"packet-hold", "--cgroup", capture_cg.dir()});
-  auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json"});
-  udp_send(sender_cg, receiver.port, 30000);
-  wait_udp_queue_settled(receiver.port);
-  json report = stop_json(*tracer);
+  json report = record_udp_leak(sender_cg, receiver.port, 30000);
 
   // The packet socket holds two clones per datagram (transmit and receive side
   // of lo); the UDP receiver holds the originals.
@@ -148,10 +145,7 @@ TEST_CASE("sampling 1 in 16: a UDP leak is estimated within the error bound the 
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");
   UdpHolder holder(holder_cg);
-  auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json", "--sample", "16"});
-  udp_send(sender_cg, holder.port, 30000);
-  wait_udp_queue_settled(holder.port);
-  json report = stop_json(*tracer);
+  json report = record_udp_leak(sender_cg, holder.port, 30000, {"--sample", "16"});
   holder.exit();
 
   CHECK(report["sample_rate"] == 16);
@@ -233,10 +227,7 @@ TEST_CASE("a drop storm is counted by reason at the socket it was meant for, not
   TestCgroup sender_cg("sender"), holder_cg("holder");
   auto holder = start_holder({"udp-hold", "--cgroup", holder_cg.dir(), "--rcvbuf", "8192"});
   int port = udp_port_of(holder->pid());
-  auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json"});
-  udp_send(sender_cg, port, 20000);
-  wait_udp_queue_settled(port);
-  json report = stop_json(*tracer);
+  json report = record_udp_leak(sender_cg, port, 20000);
   stop(*holder);
 
   INFO(report["skb"].dump(2));
