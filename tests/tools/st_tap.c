@@ -73,13 +73,6 @@ static void if_up(int s, const char *name, const char *address)
     die("SIOCSIFFLAGS");
 }
 
-static void big_rcvbuf(int fd)
-{
-  int size = 1 << 30;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
-    die("SO_RCVBUFFORCE");
-}
-
 static uint16_t ip_checksum(const void *data, size_t len)
 {
   const uint16_t *p = data;
@@ -173,16 +166,8 @@ int main(int argc, char **argv)
       die("bind udp");
     big_rcvbuf(udp);
   }
-  if (has(argc, argv, "--capture")) {
-    int capture = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
-    if (capture < 0)
-      die("socket(AF_PACKET)");
-    big_rcvbuf(capture);
-    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-                             .sll_ifindex = (int)if_nametoindex("sttap0")};
-    if (bind(capture, (struct sockaddr *)&ll, sizeof ll) != 0)
-      die("bind(AF_PACKET)");
-  }
+  if (has(argc, argv, "--capture"))
+    capture_socket("sttap0");
 
   /* The reader drains the socket and reports how much it read on a pipe. */
   int done[2] = {-1, -1}, go[2] = {-1, -1};

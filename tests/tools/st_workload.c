@@ -85,14 +85,6 @@ static void hold(void)
   }
 }
 
-static void big_rcvbuf(int fd)
-{
-  int size = 1 << 30;
-  /* SO_RCVBUFFORCE ignores rmem_max: the queue must not drop what we leak. */
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-}
-
 static int udp_bound(void)
 {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -234,14 +226,7 @@ int main(int argc, char **argv)
     hold();
     waitpid(child, NULL, 0);
   } else if (strcmp(mode, "packet-hold") == 0) {
-    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
-    if (fd < 0)
-      die("socket(AF_PACKET)");
-    big_rcvbuf(fd);
-    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-                             .sll_ifindex = (int)if_nametoindex("lo")};
-    if (bind(fd, (struct sockaddr *)&ll, sizeof ll) != 0)
-      die("bind(lo)");
+    capture_socket("lo");
     printf("ready 0\n");
     hold();
   } else if (strcmp(mode, "udp-read") == 0) {
