@@ -9,7 +9,9 @@ using nlohmann::json;
 
 namespace {
 
-json nullable(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
+// Null, never a made-up value, for what is not known.
+template <typename T>
+json nullable(const std::optional<T>& v) { return v ? json(*v) : json(nullptr); }
 json nullable(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
 const char* end_reason_name(std::size_t i) {
@@ -67,10 +69,9 @@ json owner_json(const census::Owner& o) {
 }
 
 json holder_json(const model::SkbHolder& h) {
-  auto optional = [](const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(nullptr); };
   json owners = json::array();
   for (const auto& o : h.owners) owners.push_back(owner_json(o));
-  json j = {{"pid", h.pid ? json(*h.pid) : json(nullptr)},
+  json j = {{"pid", nullable(h.pid)},
             {"comm", h.comm},
             {"cgroup_id", h.cgroup_id},
             {"cgroup_path", h.cgroup_path},
@@ -81,13 +82,13 @@ json holder_json(const model::SkbHolder& h) {
             {"socket_cgroup_id", h.socket_cgroup_id},
             {"queued_skbs", h.queued_skbs},
             {"queued_bytes", h.queued_bytes},
-            {"kernel_queued_skbs", optional(h.kernel_queued_skbs)},
+            {"kernel_queued_skbs", nullable(h.kernel_queued_skbs)},
             {"kernel_queued_skbs_estimated", h.kernel_queued_skbs_estimated},
-            {"kernel_queued_bytes", optional(h.kernel_queued_bytes)},
+            {"kernel_queued_bytes", nullable(h.kernel_queued_bytes)},
             {"receive_queue_bytes", h.receive_queue_bytes},
             {"backlog_bytes", h.backlog_bytes},
             {"write_queue_bytes", h.write_queue_bytes},
-            {"queued_before_start_bytes", optional(h.queued_before_start_bytes)},
+            {"queued_before_start_bytes", nullable(h.queued_before_start_bytes)},
             {"oldest_queued_age_s", h.oldest_queued_age_s},
             {"owners", owners}};
   add_workload_fields(j, h.workload);
@@ -135,8 +136,7 @@ json report_json(const model::Report& r) {
                        {"outstanding_bytes", g.outstanding_bytes},
                        {"outstanding_error95", g.outstanding_error},
                        {"by_cache", g.by_cache},
-                       {"memory_slab_unreclaimable_delta",
-                        g.memory_slab_unreclaimable_delta ? json(*g.memory_slab_unreclaimable_delta) : json(nullptr)}};
+                       {"memory_slab_unreclaimable_delta", nullable(g.memory_slab_unreclaimable_delta)}};
     add_workload_fields(entry, g.workload);
     cgroups.push_back(std::move(entry));
   }
@@ -154,7 +154,7 @@ json report_json(const model::Report& r) {
                                {"socket_inode", d.socket_inode},
                                {"cgroup_id", d.cgroup_id},
                                {"cgroup_path", d.cgroup_path},
-                               {"pid", d.pid ? json(*d.pid) : json(nullptr)},
+                               {"pid", nullable(d.pid)},
                                {"comm", d.comm}});
   json adopted = json::array();
   for (const auto& a : r.skb.adopted_by_device)
