@@ -2,7 +2,6 @@
 // growth over a window, and the watching/tracing state machine (see watch.hpp).
 #include "slabtrace/watch.hpp"
 
-#include <dirent.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +12,7 @@
 #include "slabtrace/aggregate.hpp"
 #include "slabtrace/human.hpp"
 #include "slabtrace/prometheus.hpp"
+#include "slabtrace/unique_fd.hpp"
 
 namespace slabtrace::watch {
 
@@ -199,12 +199,13 @@ void NodeReader::read_cgroups(const std::string& dir, const std::string& rel, in
     out.cgroups[rel] = m.slab_unreclaimable + m.sock;
   }
   if (depth >= sources_.cgroup_depth) return;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
   std::vector<std::string> children;
-  while (dirent* e = readdir(d))
-    if (e->d_type == DT_DIR && e->d_name[0] != '.') children.emplace_back(e->d_name);
-  closedir(d);
+  {
+    UniqueDir d = UniqueDir::open(dir.c_str());
+    if (!d) return;
+    while (dirent* e = d.next())
+      if (e->d_type == DT_DIR && e->d_name[0] != '.') children.emplace_back(e->d_name);
+  }  // closed before descending: one directory open at a time
   for (const auto& child : children)
     read_cgroups(dir + "/" + child, (rel == "/" ? "" : rel) + "/" + child, depth + 1, out);
 }
