@@ -52,6 +52,18 @@ ListenAddress parse_listen(const std::string& text) {
 }
 
 
+// A cgroup's labels: its path, the container id in it, and its pod as `workload` names it.
+prometheus::CgroupLabels cgroup_labels(const std::string& cgroup_path, const k8s::Workload& workload) {
+  prometheus::CgroupLabels l;
+  l.cgroup = cgroup_path;
+  l.container_id = cgroups::parse_container(cgroup_path).container_id.value_or("");
+  l.pod_uid = workload.pod_uid;
+  l.pod_namespace = workload.pod_namespace;
+  l.pod = workload.pod;
+  l.container = workload.container;
+  return l;
+}
+
 // Gathers every figure of the exposition from the session and the node's files.
 class MetricsGatherer {
  public:
@@ -82,16 +94,7 @@ class MetricsGatherer {
 
  private:
   prometheus::CgroupLabels labels_of(const std::string& cgroup_path) {
-    prometheus::CgroupLabels l;
-    l.cgroup = cgroup_path;
-    auto container = cgroups::parse_container(cgroup_path);
-    k8s::Workload w = names_.lookup(container);
-    l.container_id = container.container_id.value_or("");
-    l.pod_uid = w.pod_uid;
-    l.pod_namespace = w.pod_namespace;
-    l.pod = w.pod;
-    l.container = w.container;
-    return l;
+    return cgroup_labels(cgroup_path, names_.lookup(cgroups::parse_container(cgroup_path)));
   }
 
   std::vector<prometheus::CgroupFigures> cgroups(const model::Snapshot& now, const model::Rates& rates) {
@@ -175,16 +178,7 @@ class MetricsGatherer {
 };
 
 // Health figures while no tracer is attached: what serve is, and that it traces nothing.
-prometheus::CgroupLabels owner_labels(const census::Owner& o) {
-  prometheus::CgroupLabels l;
-  l.cgroup = o.cgroup_path;
-  l.container_id = cgroups::parse_container(o.cgroup_path).container_id.value_or("");
-  l.pod_uid = o.workload.pod_uid;
-  l.pod_namespace = o.workload.pod_namespace;
-  l.pod = o.workload.pod;
-  l.container = o.workload.container;
-  return l;
-}
+prometheus::CgroupLabels owner_labels(const census::Owner& o) { return cgroup_labels(o.cgroup_path, o.workload); }
 
 prometheus::Metrics untraced_metrics() {
   prometheus::Metrics m;
