@@ -94,6 +94,16 @@ Finding make(FindingKind kind, std::string cache, std::string cgroup, std::uint6
   return f;
 }
 
+// A finding on one (cache, cgroup) trend, with the figures its reading gives.
+Finding trend_finding(FindingKind kind, const Trend& t, const TrendReading& reading) {
+  Finding f = make(kind, t.slabinfo_name, t.cgroup_path, t.cgroup_id);
+  f.objects = reading.objects;
+  f.bytes = reading.bytes;
+  f.per_s = reading.per_s;
+  f.held_s = reading.held_s;
+  return f;
+}
+
 // The sk_buff finding: a leak when the heads rise and age with the kernel's
 // count (evidence "trend"), or a socket's queue holds them for most of the
 // run or since before it (evidence "queue"); never on a count alone.
@@ -305,11 +315,7 @@ std::vector<Finding> find_findings(const Report& r) {
     TrendReading reading = read_trend(t);
     if (!reading.kernel_rose_with_it) continue;
     if (reading.shape == TrendShape::rising_and_aging) {
-      Finding f = make(FindingKind::leak, t.slabinfo_name, t.cgroup_path, t.cgroup_id);
-      f.objects = reading.objects;
-      f.bytes = reading.bytes;
-      f.per_s = reading.per_s;
-      f.held_s = reading.held_s;
+      Finding f = trend_finding(FindingKind::leak, t, reading);
       f.confidence = t.retained >= 0.95 && reading.held_s >= 5 ? "high" : "medium";
       std::string via = stack_caller(r, t);
       f.text = fmt::format("leak: {} in cgroup {}: {} objects ({}) outstanding, rising {} for {}, {:.0f}% of them alive "
@@ -323,11 +329,7 @@ std::vector<Finding> find_findings(const Report& r) {
       out.push_back(f);
       explained.insert(t.slabinfo_name);
     } else if (reading.shape == TrendShape::partly_aged || reading.shape == TrendShape::unknown) {
-      Finding f = make(FindingKind::too_short, t.slabinfo_name, t.cgroup_path, t.cgroup_id);
-      f.objects = reading.objects;
-      f.bytes = reading.bytes;
-      f.per_s = reading.per_s;
-      f.held_s = reading.held_s;
+      Finding f = trend_finding(FindingKind::too_short, t, reading);
       f.needs_s = run_needed(r.duration_s, t.oldest_age_s);
       f.confidence = "low";
       const auto& o = t.outstanding;
