@@ -52,6 +52,18 @@ ListenAddress parse_listen(const std::string& text) {
 }
 
 
+double monotonic_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double unix_s() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+// The node's memory, traced or not; its series are left out when /proc/meminfo cannot be read.
+void read_node_memory(prometheus::Metrics& m) {
+  try {
+    m.node_memory = node::read_meminfo();
+  } catch (const std::exception& e) {
+    spdlog::debug("{}", e.what());
+  }
+}
+
 // A cgroup's labels: its path, the container id in it, and its pod as `workload` names it.
 prometheus::CgroupLabels cgroup_labels(const std::string& cgroup_path, const k8s::Workload& workload) {
   prometheus::CgroupLabels l;
@@ -81,14 +93,9 @@ class MetricsGatherer {
     m.cgroups = cgroups(now, rates);
     m.skb_holders = skb_holders(now_sockets, census);
     m.health = health(now);
-    try {
-      m.node_memory = node::read_meminfo();
-    } catch (const std::exception& e) {
-      spdlog::debug("{}", e.what());  // the node memory series are left out
-    }
+    read_node_memory(m);
     m.health.refresh_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    m.health.refreshed_unix_seconds =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    m.health.refreshed_unix_seconds = unix_s();
     return m;
   }
 
@@ -186,18 +193,10 @@ prometheus::Metrics untraced_metrics() {
   m.health.kernel = procfs::kernel_release();
   m.health.attach_mode = "none";
   m.health.sample_rate = 0;
-  try {
-    m.node_memory = node::read_meminfo();
-  } catch (const std::exception& e) {
-    spdlog::debug("{}", e.what());
-  }
-  m.health.refreshed_unix_seconds =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  read_node_memory(m);
+  m.health.refreshed_unix_seconds = unix_s();
   return m;
 }
-
-double monotonic_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-double unix_s() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // The tracer and what reads it, attached and detached as the watch decides.
 // Attaching loads the BPF programs afresh (a second or two); detaching unloads
