@@ -222,6 +222,7 @@ TEST_CASE("open files held by a process in a cgroup are a leak of filp on that c
   });
   std::cout << "open files leak:\n" << summary(r) << std::flush;
   INFO(summary(r));
+  INFO("st_steady: " << leaker->err());  // e.g. an RLIMIT_NOFILE below --count
   const json* f = finding(r, "leak", "filp");
   REQUIRE(f);
   CHECK((*f)["cgroup"] == cg.path());
