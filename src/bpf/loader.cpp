@@ -352,6 +352,7 @@ struct KernelFeatures {
   bool bpf_loop = false;          // 5.17; with it, atomic compare-and-swap (5.12)
   bool task_btf = false;          // bpf_get_current_task_btf, 5.11
   KmallocKinds kmalloc;           // gfp bits of the kmalloc caches this kernel has
+  bool napi_frag_heads = false;   // small NAPI heads' data in page fragments (6.1 to 6.13)
   std::vector<bool> has_event;    // per kPrograms entry: the kernel has its event
 };
 
@@ -365,6 +366,10 @@ KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
   if (described) f.alloc_cache_arg = struct_arg_index(described, "kmem_cache_alloc", "kmem_cache");
   f.tp_btf_void_args = have_btf && tp_btf_reads_void_args(running);
   for (const ProgramSpec& p : kPrograms) f.has_event.push_back(kernel_has(p, running));
+  // dbae2b062824 ("net: skb: introduce and use a single page frag cache", 6.1;
+  // reverted in 6.14): napi_alloc_skb puts a small head's data in a 1 KiB page
+  // fragment, so a head from the NAPI cache has no traced allocation to adopt it by.
+  f.napi_frag_heads = running && has_member(running, "napi_alloc_cache", "page_small");
   if (described != running) btf__free(described);
   btf__free(running);
   f.bpf_loop = has_helper(BPF_FUNC_loop);
@@ -440,6 +445,9 @@ Tracer::Tracer(const TracerOptions& options) {
     limitations_.push_back("no bpf_loop (5.17) on this kernel: live objects kept in a BPF hash map (more memory and cost per event)");
   if (!features.task_btf)
     limitations_.push_back("no bpf_get_current_task_btf (5.11): cgroups read through the helper");
+  if (features.napi_frag_heads)
+    limitations_.push_back("napi_alloc_skb puts small sk_buffs' data in page fragments on this kernel (napi_alloc_cache.page_small): "
+                           "their heads, from the NAPI cache, are not seen; the socket census counts them in their queues");
   for (const auto& missing : missing_optional_)
     limitations_.push_back(fmt::format("tracepoint {} is not available on this kernel: {}", missing,
                                        missing == "sk_data_ready" ? "holders come from the socket census only"
