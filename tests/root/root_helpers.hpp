@@ -342,6 +342,14 @@ inline void check_held_skbs(const nlohmann::json& holder, double at_least) {
               holder["kernel_queued_bytes"].dump().c_str());
 }
 
+// A burst leak's verdict needs the age of the queue that holds it, which the
+// sock:sk_data_ready walk (6.3+) measures; the census alone gives bytes.
+inline bool kernel_dates_queues(const char* what) {
+  if (kernel_counts_held_skbs()) return true;
+  std::printf("skipped: %s: a burst's verdict needs the queue's age, from sock:sk_data_ready (6.3+)\n", what);
+  return false;
+}
+
 // Waits until the receive queue of the loopback UDP socket on `port` stops
 // growing (loopback delivers in softirq after send() returns; /proc/net/udp
 // is the kernel's own count): what a test then reads has all arrived.

@@ -17,6 +17,8 @@
 #include <regex>
 #include <sstream>
 
+#include <bpf/btf.h>
+
 #include "root_helpers.hpp"
 #include "slabtrace/census_iter.hpp"
 #include "slabtrace/unique_fd.hpp"
@@ -341,14 +343,6 @@ TEST_CASE("socket iterators count queued skbs exactly: UDP and unix datagrams in
   }
 }
 
-// A burst leak's verdict needs the age of the queue that holds it, which the
-// sock:sk_data_ready walk (6.3+) measures; the census alone gives bytes.
-bool kernel_dates_queues(const char* what) {
-  if (kernel_counts_held_skbs()) return true;
-  std::printf("skipped: %s: a burst's verdict needs the queue's age, from sock:sk_data_ready (6.3+)\n", what);
-  return false;
-}
-
 TEST_CASE("TAP in NAPI mode (no frags) into an unread UDP socket: heads as slabinfo says, holder, verdict",
           "[root][real][tap]") {
   REQUIRE_ROOT_OR_SKIP();
@@ -365,16 +359,66 @@ TEST_CASE("TAP in NAPI mode (no frags) into an unread UDP socket: heads as slabi
   }
 }
 
+// How this kernel's NAPI receive path builds a small skb (napi_get_frags ->
+// napi_alloc_skb), asked of the kernel:
+// - allocated: no per-CPU NAPI head cache (napi_skb_cache_get, 5.12, "skbuff:
+//   allow to use NAPI cache from __napi_alloc_skb()"): every head is a
+//   kmem_cache_alloc, seen like any other, and nothing is adopted;
+// - unseen: the head from that cache, its data in a 1 KiB page fragment
+//   (napi_alloc_cache.page_small: dbae2b062824 "net: skb: introduce and use a
+//   single page frag cache", 6.1, until its revert in 6.14): neither is a traced
+//   slab allocation, so nothing proves the head is of this run and no traced
+//   free ends it; the census counts such skbs in the socket's queue;
+// - adopted: the head from the cache, its data kmalloc'ed (traced): adopted.
+enum class NapiHeads { allocated, unseen, adopted };
+NapiHeads napi_heads() {
+  bool cache = false;
+  std::ifstream kallsyms("/proc/kallsyms");
+  for (std::string addr, type, name; kallsyms >> addr >> type >> name;) {
+    std::getline(kallsyms, addr);  // a module's [name]
+    if (name == "napi_skb_cache_get") cache = true;
+  }
+  if (!cache) return NapiHeads::allocated;
+  btf* vmlinux = btf__load_vmlinux_btf();
+  REQUIRE(vmlinux);
+  bool page_small = false;
+  int id = btf__find_by_name_kind(vmlinux, "napi_alloc_cache", BTF_KIND_STRUCT);
+  if (id > 0) {
+    const btf_type* t = btf__type_by_id(vmlinux, id);
+    const btf_member* m = btf_members(t);
+    for (int i = 0; i < btf_vlen(t); ++i, ++m)
+      if (std::string(btf__name_by_offset(vmlinux, m->name_off)) == "page_small") page_small = true;
+  }
+  btf__free(vmlinux);
+  return page_small ? NapiHeads::unseen : NapiHeads::adopted;
+}
+
 TEST_CASE("TAP in NAPI frags mode into an unread UDP socket: heads from the NAPI cache are adopted and counted",
           "[root][real][tap]") {
   REQUIRE_ROOT_OR_SKIP();
+  const NapiHeads kind = napi_heads();
   TapRun run("tap-frags", {"--frags", "--count", "30000"});
-  run.heads_agree();
-  CHECK(run.report["skb"]["adopted_heads"].get<double>() >= 28500);  // not seen allocated: adopted
   const json& h = run.holder();
   CHECK(h["protocol"] == "udp");
-  CHECK(h["queued_skbs"].get<std::uint64_t>() >= 28500);
-  CHECK(verdicts_of(run.report).find("sk_buff leak") != std::string::npos);
+  const double adopted = run.report["skb"]["adopted_heads"].get<double>();
+  if (kind == NapiHeads::unseen) {
+    // Not seen, and said so; the census still counts every one in the queue.
+    std::printf("skipped: NAPI heads against slabinfo and their adoption: this kernel keeps small NAPI heads' data in "
+                "page fragments (napi_alloc_cache.page_small), not slab objects; adopted %.0f\n", adopted);
+    CHECK(h["kernel_queued_skbs"].get<double>() >= 28500);
+    CHECK(run.report["notes"].dump().find("page fragments") != std::string::npos);
+  } else {
+    run.heads_agree();
+    if (kind == NapiHeads::adopted) {
+      CHECK(adopted >= 28500);  // not seen allocated: adopted
+    } else {
+      std::printf("skipped: adoption: no NAPI head cache (napi_skb_cache_get, 5.12) on this kernel, every head is "
+                  "allocated; adopted %.0f\n", adopted);
+      CHECK(adopted <= 1500);  // seen allocated: never adopted again
+    }
+    check_held_skbs(h, 28500);
+  }
+  if (kernel_dates_queues("the verdict")) CHECK(verdicts_of(run.report).find("sk_buff leak") != std::string::npos);
 }
 
 TEST_CASE("AF_PACKET capture on a NAPI TAP: cache table, sk_buff section and verdict agree with slabinfo",

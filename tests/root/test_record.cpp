@@ -73,7 +73,9 @@ TEST_CASE("record attributes a UDP sk_buff leak to the sender's cgroup and the h
   CHECK(h["cgroup_path"] == holder_cg.path());
   CHECK(h["protocol"] == "udp");
   check_held_skbs(h, 19000);
-  CHECK(report["verdicts"][0].get<std::string>().find("sk_buff leak") != std::string::npos);
+  INFO("verdicts: " << report["verdicts"].dump());
+  if (kernel_dates_queues("the burst's verdict"))
+    CHECK(report["verdicts"][0].get<std::string>().find("sk_buff leak") != std::string::npos);
 }
 
 TEST_CASE("objects leave the live set when the holder exits", "[root][record]") {
