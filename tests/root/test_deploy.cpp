@@ -243,6 +243,13 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
     return;
   }
   const auto test_started = Clock::now();
+  // Where this kernel files each datagram's data buffer (kmalloc-1k here,
+  // skbuff_small_head on Debian's 6.3+ kernels), and that cache's object size.
+  const std::string data_cache = leak_data_cache("udp");
+  double data_size = 0;
+  for (const auto& c : slabtrace::procfs::read_slabinfo())
+    if (c.name == data_cache) data_size = c.object_size;
+  REQUIRE(data_size > 0);
   Cleanup cleanup;
   const std::string scratch = "/tmp/slabtrace-test-deploy-" + std::to_string(getpid());
   std::filesystem::create_directories(scratch);
@@ -354,8 +361,8 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
   // 6. The leak, on the host, in the pod's container cgroup: datagrams to a
   // socket nobody reads. serve's default watches the kernel's counters and
   // traces once a cache grows past its threshold: a first leak makes
-  // skbuff_head_cache grow past it (kmalloc-1k, each datagram's data buffer,
-  // passes it first; serve then traces kmalloc-1k alone, which sees no holder,
+  // skbuff_head_cache grow past it (the data cache, kmalloc-1k here, passes it
+  // first; serve then traces that cache alone, which sees no holder,
   // and widens to every cache once the sk_buff heads pass it too). Then 20,000
   // more are sent while it traces, in four bursts (so growth shows as growth).
   Child holder({workload_bin(), "udp-hold", "--cgroup", pod.cgroup_dir});
@@ -410,7 +417,7 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
 
   // Each datagram's data buffer: the pod's series carry its names.
   const std::string series =
-      "slabtrace_outstanding_objects{cache=\"kmalloc-1k\",cgroup=\"" + pod.cgroup_rel + "\"}";
+      "slabtrace_outstanding_objects{cache=\"" + data_cache + "\",cgroup=\"" + pod.cgroup_rel + "\"}";
   json found;
   bool seen = eventually(60, [&] {
     json r = prometheus.select(series);
@@ -495,12 +502,12 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
   std::vector<PanelExpectation> expectations = {
       {"Kernel memory by kind", {{"field", "SUnreclaim"}}, 1},
       {"Unreclaimable slab and available memory, share of MemTotal", {}, 0.0001},
-      // kmalloc-1k holds the datagrams' data: traced whichever caches serve picks.
-      {"Top growing caches (outstanding bytes per second)", {{"cache", "kmalloc-1k"}}, 1},
-      {"Outstanding bytes by cache (top 10)", {{"cache", "kmalloc-1k"}}, 0.9 * leak * 1024},
-      {"Slab caches as the kernel counts them (top 10)", {{"cache", "kmalloc-1k"}}, 0.9 * leak * 1024},
-      {"Slab cache growth within the watch window (top 10)", {{"cache", "kmalloc-1k"}}, 0.9 * leak * 1024},
-      {"Allocations per second by cache (top 10)", {{"cache", "kmalloc-1k"}}, 1},
+      // The data cache holds the datagrams' data: traced whichever caches serve picks.
+      {"Top growing caches (outstanding bytes per second)", {{"cache", data_cache}}, 1},
+      {"Outstanding bytes by cache (top 10)", {{"cache", data_cache}}, 0.9 * leak * data_size},
+      {"Slab caches as the kernel counts them (top 10)", {{"cache", data_cache}}, 0.9 * leak * data_size},
+      {"Slab cache growth within the watch window (top 10)", {{"cache", data_cache}}, 0.9 * leak * data_size},
+      {"Allocations per second by cache (top 10)", {{"cache", data_cache}}, 1},
       {"Growth per pod container (outstanding bytes per second)", our_pod, 1},
       {"Outstanding bytes per pod container", our_pod, 0.9 * leak * 200},
       {"Outstanding bytes per cgroup (pods, services, the rest)", {{"cgroup", pod.cgroup_rel}}, 0.9 * leak * 200},
@@ -528,6 +535,11 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
     if (panel["type"] == "row") continue;
     titles.insert(panel["title"].get<std::string>());
     CHECK(panel["datasource"]["uid"] == "${datasource}");
+    if (!traced && panel["title"] == "sk_buffs queued per holder") {
+      std::printf("skipped: panel \"%s\": skbs counted per socket by the sock:sk_data_ready walk (6.3+)\n",
+                  panel["title"].get<std::string>().c_str());
+      continue;
+    }
     const PanelExpectation* wanted = nullptr;
     for (const auto& e : expectations)
       if (e.title == panel["title"]) wanted = &e;
