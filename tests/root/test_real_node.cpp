@@ -418,7 +418,10 @@ TEST_CASE("TAP in NAPI frags mode into an unread UDP socket: heads from the NAPI
     }
     check_held_skbs(h, 28500);
   }
-  if (kernel_dates_queues("the verdict")) CHECK(verdicts_of(run.report).find("sk_buff leak") != std::string::npos);
+  if (kind == NapiHeads::unseen)
+    std::printf("skipped: the verdict: a burst's verdict needs the queue's age, and none of its skbs was seen\n");
+  else if (kernel_dates_queues("the verdict"))
+    CHECK(verdicts_of(run.report).find("sk_buff leak") != std::string::npos);
 }
 
 TEST_CASE("AF_PACKET capture on a NAPI TAP: cache table, sk_buff section and verdict agree with slabinfo",
