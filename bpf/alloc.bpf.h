@@ -251,12 +251,8 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     end_any(ptr, ST_END_REUSED);
     err = live_try_insert(ptr, &obj);
   }
-  if (err == ST_INSERT_RACE)
-    err = live_try_insert(ptr, &obj);
-  if (err) {
-    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY, 1);
+  if (live_insert_settle(ptr, &obj, err))
     return 0;
-  }
   c->tracked += 1;
   c->tracked_bytes += size;
   if (obj.link)

@@ -15,6 +15,7 @@
 
 #include "slabtrace/bpf_shared.h"
 #include "config.bpf.h"
+#include "percpu.bpf.h"
 #include "errno.bpf.h"
 
 /* See struct st_slot. Sized by user space from --max-objects (a power of
@@ -68,13 +69,19 @@ static __always_inline __u64 slot_addr(struct st_slot *s)
  * that take and return numbers; callers look the slot up. */
 #define ST_LIVE_FAST_PROBES 8
 
-struct st_find_walk {
+/* One walk along an address's probe path, for a search and an insert alike:
+ * it stops at the address or at an empty slot (the path's end), and notes
+ * the first free slot (empty or dead) on the way, where an insert goes. */
+struct st_walk {
   __u64 ptr;
   __u32 home;
-  __s32 found; /* slot index, or -1 */
+  __s32 found;      /* slot holding the address, or -1 */
+  __s64 free_index; /* first free slot on the path, or -1 */
+  __u64 free_was;   /* ST_SLOT_EMPTY or ST_SLOT_DEAD */
+  __u32 free_k;     /* probe of the first free slot */
 };
 
-static __always_inline long find_probe(__u32 k, struct st_find_walk *w)
+static __always_inline long walk_probe(__u32 k, struct st_walk *w)
 {
   struct st_slot *s = slot_at(w->home, k);
   if (!s)
@@ -84,22 +91,32 @@ static __always_inline long find_probe(__u32 k, struct st_find_walk *w)
     w->found = (__s32)((w->home + k) & live_mask);
     return 1;
   }
-  return a == ST_SLOT_EMPTY; /* the path ends at an empty slot */
+  if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && w->free_index < 0) {
+    w->free_index = (w->home + k) & live_mask;
+    w->free_k = k;
+    w->free_was = a;
+  }
+  return a == ST_SLOT_EMPTY;
 }
 
-static long find_step(__u32 k, void *data)
+static long walk_step(__u32 k, void *data)
 {
-  return find_probe(k + ST_LIVE_FAST_PROBES, data);
+  return walk_probe(k + ST_LIVE_FAST_PROBES, data);
+}
+
+static __always_inline void walk_path(struct st_walk *w)
+{
+  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES; k++)
+    if (walk_probe(k, w))
+      return;
+  bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, walk_step, w, 0);
 }
 
 /* Index of the slot holding a live address, or -1. */
 __noinline int st_live_find(__u64 ptr)
 {
-  struct st_find_walk w = {.ptr = ptr, .home = home_slot(ptr), .found = -1};
-  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES; k++)
-    if (find_probe(k, &w))
-      return w.found;
-  bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, find_step, &w, 0);
+  struct st_walk w = {.ptr = ptr, .home = home_slot(ptr), .found = -1, .free_index = -1};
+  walk_path(&w);
   return w.found;
 }
 
@@ -119,44 +136,11 @@ static __always_inline struct st_slot *live_find(__u64 ptr)
   return live_find_at(ptr, &index);
 }
 
-
-struct st_insert_walk {
-  __u64 ptr;
-  __u32 home;
-  __u32 free_k;    /* probe of the first free slot */
-  __s64 free_index; /* -1: none yet */
-  __u64 free_was;  /* ST_SLOT_EMPTY or ST_SLOT_DEAD */
-  __u32 stale;     /* the address is in the table already */
-};
-
-static __always_inline long insert_probe(__u32 k, struct st_insert_walk *w)
-{
-  struct st_slot *s = slot_at(w->home, k);
-  if (!s)
-    return 1;
-  __u64 a = slot_addr(s);
-  if (a == w->ptr) {
-    w->stale = 1;
-    return 1;
-  }
-  if ((a == ST_SLOT_EMPTY || a == ST_SLOT_DEAD) && w->free_index < 0) {
-    w->free_index = (w->home + k) & live_mask;
-    w->free_k = k;
-    w->free_was = a;
-  }
-  return a == ST_SLOT_EMPTY;
-}
-
-static long insert_step(__u32 k, void *data)
-{
-  return insert_probe(k + ST_LIVE_FAST_PROBES, data);
-}
-
 /* A slot before ours may have been emptied while we probed (see
  * live_release): our probe path must not end before it reaches us. */
 static long mend_step(__u32 k, void *data)
 {
-  struct st_insert_walk *w = data;
+  struct st_walk *w = data;
   struct st_slot *s = slot_at(w->home, k);
   if (s && slot_addr(s) == ST_SLOT_EMPTY)
     __sync_val_compare_and_swap(&s->addr, ST_SLOT_EMPTY, ST_SLOT_DEAD);
@@ -167,13 +151,9 @@ static long mend_step(__u32 k, void *data)
  * to an empty slot is searched first: the address may sit beyond a dead slot. */
 __noinline int st_live_insert(__u64 ptr, __u32 packed, __u32 alloc_tick, __u64 link)
 {
-  struct st_insert_walk w = {.ptr = ptr, .home = home_slot(ptr), .free_index = -1};
-  int done = 0;
-  for (__u32 k = 0; k < ST_LIVE_FAST_PROBES && !done; k++)
-    done = insert_probe(k, &w);
-  if (!done)
-    bpf_loop(ST_LIVE_PROBES - ST_LIVE_FAST_PROBES, insert_step, &w, 0);
-  if (w.stale)
+  struct st_walk w = {.ptr = ptr, .home = home_slot(ptr), .found = -1, .free_index = -1};
+  walk_path(&w);
+  if (w.found >= 0)
     return ST_INSERT_STALE;
   if (w.free_index < 0)
     return ST_INSERT_FULL;
@@ -254,5 +234,18 @@ static __always_inline int live_release(struct st_slot *s, __u64 ptr, __u32 inde
 }
 
 #endif /* ST_LEGACY */
+
+/* What an insert that returned err comes to: one more try when another CPU
+ * took the slot first, then a failure counted (map_full or busy). 0 when the
+ * object is in the table. A stale entry (ST_INSERT_STALE) is the caller's to
+ * end before it calls this; left in place, it is counted as busy. */
+static __always_inline int live_insert_settle(__u64 ptr, const struct st_object *obj, int err)
+{
+  if (err == ST_INSERT_RACE)
+    err = live_try_insert(ptr, obj);
+  if (err)
+    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY, 1);
+  return err;
+}
 
 #endif

@@ -96,13 +96,8 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
     else
       stat_add(ST_STAT_STACK_ERRORS, 1);
   }
-  int err = live_try_insert(addr, &obj);
-  if (err == ST_INSERT_RACE)
-    err = live_try_insert(addr, &obj);
-  if (err) {
-    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY, 1);
+  if (live_insert_settle(addr, &obj, live_try_insert(addr, &obj)))
     return 0;
-  }
   c->allocs += 1;
   c->alloc_bytes += st_skb_head_size;
   c->tracked += 1;

@@ -47,15 +47,22 @@ char LICENSE[] SEC("license") = "GPL";
 /* ---- the clock ------------------------------------------------------------ */
 
 /* Never attached: user space runs it (BPF_PROG_TEST_RUN) to read jiffies and
- * the monotonic clock together, which turns allocation ticks into ages. */
+ * the monotonic clock together, which turns allocation ticks into ages; and,
+ * with irq_from_preempt_count, once before attaching to learn whether this
+ * CPU's preempt count reads back where the BTF says (context_level). */
 __u64 st_clock_jiffies = 0;
 __u64 st_clock_ns = 0;
+__u32 st_preempt_count_ok = 0;
 
 SEC("raw_tp")
 int st_clock(void *ctx)
 {
   st_clock_jiffies = bpf_jiffies64();
   st_clock_ns = bpf_ktime_get_ns();
+  if (irq_from_preempt_count) {
+    struct st_cpu_state *cpu = cpu_state();
+    st_preempt_count_ok = cpu && context_level(cpu) == ST_CTX_TASK && cpu->preempt_count_addr != 0;
+  }
   return 0;
 }
 

@@ -51,7 +51,7 @@ MODES = [
     Mode("sampled16", "slabtrace 1 in 16", ["--sample", "16"]),
     Mode("sampled64", "slabtrace 1 in 64", ["--sample", "64"]),
     Mode("nostacks", "slabtrace no stacks", ["--no-stacks"]),
-    Mode("preempt", "slabtrace preempt_count", ["--irq-context", "preempt_count"]),
+    Mode("irqprogs", "slabtrace irq programs", ["--irq-context", "programs"]),
     Mode("serve-watch", "serve, watching", kind="serve"),
     Mode("serve-trace", "serve --trace always", ["--trace", "always"], kind="serve"),
     Mode("bpftrace", "bpftrace memleak.bt", kind="bpftrace"),

@@ -29,12 +29,12 @@ std::string to_string(AttachMode mode);
 AttachMode parse_attach_mode(const std::string& text);  // throws UserError
 
 // How allocations in interrupt context are recognised: Programs count
-// softirq/irq entries and exits (two program runs per softirq);
-// PreemptCount reads the CPU's preempt count on every allocation (~38 ns
-// each, x86 6.15+). Measured on UDP churn, 1 softirq per 2 allocations,
-// preempt_count won by 6 %; a node allocates far more often than it takes
-// softirqs, so programs are the default.
-enum class IrqContext { Programs, PreemptCount };
+// softirq/irq entries and exits (two program runs per softirq, ~60 ns each);
+// PreemptCount reads the CPU's preempt count on every allocation (x86 6.15+:
+// one direct load where the kernel has bpf_rdonly_cast, else a probe_read).
+// Auto: PreemptCount where this kernel's layout allows it (checked at
+// start-up, and by the BPF side on each CPU), else Programs.
+enum class IrqContext { Auto, Programs, PreemptCount };
 std::string to_string(IrqContext how);
 IrqContext parse_irq_context(const std::string& text);  // throws UserError
 
@@ -59,7 +59,7 @@ struct TracerOptions {
   bool skb_data_site_is_caller = false;
   AddrRange skb_clone_range;
   std::vector<AddrRange> ignore_ranges;  // allocation sites never traced (the BPF map allocator)
-  IrqContext irq_context = IrqContext::Programs;
+  IrqContext irq_context = IrqContext::Auto;
   // Addresses of the kernel's page_offset_base and vmemmap_base (kallsyms;
   // 0: not listed): let the BPF side find an object's cache from its slab
   // page where the allocation event carries no cache pointer (before 6.1).

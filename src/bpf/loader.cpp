@@ -113,6 +113,10 @@ enum class Flavour { TpBtf, RawTp, Tracepoint };
 // pass the verifier on every kernel), classic in tracepoint mode.
 enum class Group { Kmem, Irq, Skb };
 
+// --irq-context auto found the preempt count unreadable at start-up (see
+// Tracer::open_and_load): load again with the entry/exit programs.
+struct PreemptCountUnreadable {};
+
 struct ProgramSpec {
   bpf_program* Progs::*prog;
   Flavour flavour;
@@ -293,15 +297,17 @@ bool has_member(const btf* vmlinux, const char* type, const char* member) {
 // when the kernel's BTF has everything the method needs: x86's per-CPU
 // __preempt_count (6.15+) directly followed by cpu_number, which the BPF side
 // checks against the CPU it runs on, and a task's runqueue through its
-// scheduling entity.
-std::optional<long long> preempt_count_from_rq(const std::string& btf_path) {
+// scheduling entity; with_cast: also the bpf_rdonly_cast kfunc (6.2+), with
+// which the main object reads it.
+std::optional<long long> preempt_count_from_rq(const std::string& btf_path, bool with_cast) {
   btf* vmlinux = btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(btf_path.c_str(), nullptr);
   if (!vmlinux) return std::nullopt;
   long long pc = percpu_offset(vmlinux, "__preempt_count");
   long long cpu = percpu_offset(vmlinux, "cpu_number");
   long long rq = percpu_offset(vmlinux, "runqueues");
   bool usable = pc >= 0 && rq >= 0 && cpu == pc + 4 && has_member(vmlinux, "sched_entity", "cfs_rq") &&
-                has_member(vmlinux, "cfs_rq", "rq");
+                has_member(vmlinux, "cfs_rq", "rq") &&
+                (!with_cast || btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0);
   btf__free(vmlinux);
   if (!usable) return std::nullopt;
   return pc - rq;
@@ -332,12 +338,15 @@ AttachMode parse_attach_mode(const std::string& text) {
   throw UserError(fmt::format("unknown attach mode '{}': use auto, tp_btf, raw_tp or tracepoint", text));
 }
 
-std::string to_string(IrqContext how) { return how == IrqContext::PreemptCount ? "preempt_count" : "programs"; }
+std::string to_string(IrqContext how) {
+  return how == IrqContext::PreemptCount ? "preempt_count" : how == IrqContext::Programs ? "programs" : "auto";
+}
 
 IrqContext parse_irq_context(const std::string& text) {
+  if (text == "auto") return IrqContext::Auto;
   if (text == "programs") return IrqContext::Programs;
   if (text == "preempt_count") return IrqContext::PreemptCount;
-  throw UserError(fmt::format("unknown --irq-context '{}': use programs or preempt_count", text));
+  throw UserError(fmt::format("unknown --irq-context '{}': use auto, programs or preempt_count", text));
 }
 
 void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bpf__destroy(skel); }
@@ -419,11 +428,19 @@ Tracer::Tracer(const TracerOptions& options) {
   if (options.attach_mode == AttachMode::Auto && modes.front() != AttachMode::TpBtf)
     not_tp_btf = features.alloc_cache_arg != 2 ? "kmem_cache_alloc carries no cache pointer (before 6.1)"
                                                : "this kernel's verifier refuses tp_btf reads of the kmem events' void * arguments";
+  TracerOptions opts = options;
   for (std::size_t i = 0; i < modes.size(); ++i) {
     try {
-      open_and_load(options, modes[i], features.has_event, {features.kmalloc.account, features.kmalloc.reclaimable,
-                                                            features.kmalloc.dma});
+      open_and_load(opts, modes[i], features.has_event, {features.kmalloc.account, features.kmalloc.reclaimable,
+                                                         features.kmalloc.dma});
       break;
+    } catch (const PreemptCountUnreadable&) {
+      // --irq-context auto: the layout looked right but the count did not
+      // read back; the same mode again with the entry/exit programs.
+      spdlog::info("the CPU's preempt count did not read back; counting softirq/irq entries instead");
+      reset();
+      opts.irq_context = IrqContext::Programs;
+      --i;
     } catch (const UserError& e) {
       if (i + 1 == modes.size()) throw;
       spdlog::info("{} programs did not load ({}); trying {}", to_string(modes[i]), e.what(), to_string(modes[i + 1]));
@@ -480,12 +497,15 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
     throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(err)));
 
   std::optional<long long> pc_from_rq;
-  if (options.irq_context == IrqContext::PreemptCount) {
-    pc_from_rq = preempt_count_from_rq(options.btf_path);
-    if (!pc_from_rq)
-      throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout it needs; use programs");
+  if (options.irq_context != IrqContext::Programs) {
+    // The main object reads the count with bpf_rdonly_cast, the legacy one
+    // with a probe_read.
+    pc_from_rq = preempt_count_from_rq(options.btf_path, !legacy_);
+    if (!pc_from_rq && options.irq_context == IrqContext::PreemptCount)
+      throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout "
+                      "(or the bpf_rdonly_cast kfunc) it needs; use programs");
   }
-  irq_context_ = options.irq_context;
+  irq_context_ = pc_from_rq ? IrqContext::PreemptCount : IrqContext::Programs;
 
   // A program missing from the table would load and never attach: refuse.
   {
@@ -575,6 +595,16 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
     LIBBPF_OPTS(bpf_test_run_opts, run);
     if (bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.st_layout), &run) != 0)
       spdlog::debug("st_layout did not run: {}", errno_text(errno));
+  }
+  if (irq_context_ == IrqContext::PreemptCount) {
+    // Read the count once on this CPU before anything is attached.
+    LIBBPF_OPTS(bpf_test_run_opts, run);
+    bool ok = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.st_clock), &run) == 0 &&
+              skel_->bss->st_preempt_count_ok;
+    if (!ok && options.irq_context == IrqContext::Auto) throw PreemptCountUnreadable{};
+    if (!ok)
+      throw UserError("--irq-context preempt_count: the CPU's preempt count did not read back at the address "
+                      "the BTF gives; use programs");
   }
   // Interrupt depth is counted by entry/exit pairs: attach every exit before
   // any entry, so no entry is ever seen without its exit.

@@ -39,9 +39,10 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
       ->check(CLI::IsMember({"auto", "tp_btf", "raw_tp", "tracepoint"}));
   cmd->add_option_function<std::string>(
          "--irq-context", [&o](const std::string& text) { o.irq_context = bpf::parse_irq_context(text); },
-         "how allocations in interrupt context are recognised: programs (softirq/irq entry and exit; "
-         "default) or preempt_count (one read per allocation, no extra programs; x86 6.15+)")
-      ->check(CLI::IsMember({"preempt_count", "programs"}));
+         "how allocations in interrupt context are recognised: preempt_count (one read per allocation, "
+         "no extra programs; x86 6.15+), programs (softirq/irq entry and exit) or auto (default: "
+         "preempt_count where the kernel allows it, else programs)")
+      ->check(CLI::IsMember({"auto", "preempt_count", "programs"}));
   cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
       ->check(kPositive);
   cmd->add_option("--max-objects", o.max_objects, "objects the live-object table has room for")->check(CLI::Range(1024u, 1u << 26));

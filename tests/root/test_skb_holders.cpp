@@ -110,7 +110,7 @@ TEST_CASE("clones taken in softirq are filed under [softirq], whichever way inte
   // On lo, the capture's receive-side clone is made in the NET_RX softirq
   // (the sender's transmit clone and original are made in its own context):
   // one [softirq] skb per datagram, not the sender's, whichever method.
-  for (const char* method : {"programs", "preempt_count"}) {
+  for (const char* method : {"programs", "preempt_count", "auto"}) {
     DYNAMIC_SECTION("--irq-context " << method) {
       Child probe({slabtrace_bin(), "record", "--duration", "0.2", "--no-stacks", "--irq-context", method});
       if (probe.finish(60) != 0) {
