@@ -68,6 +68,19 @@ const volatile __u32 nr_cpus = 1; /* possible CPUs (ST_LEGACY bucket numbers) */
 const volatile __u32 live_mask = (1 << 21) - 1;
 const volatile __s64 preempt_count_from_rq = 0;
 
+/* bpf_rdonly_cast (6.2+) is in this kernel (user space looks in its BTF). */
+const volatile __u32 have_rdonly_cast = 0;
+
+#ifndef ST_LEGACY
+/* A number as a read-only typed pointer: loads through it are direct loads
+ * the kernel guards against faults (a fault reads 0), where a probe_read is
+ * a helper call (~35 ns here). The verifier turns the call into a move.
+ * Weak, so that the object loads where the kernel lacks it: every call is
+ * under have_rdonly_cast (or irq_from_preempt_count, which implies it), so
+ * the verifier prunes it there. */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym __weak;
+#endif
+
 /* Address-hash sampling: alloc and free of one object always decide alike, so
  * the sample is unbiased and scaling by 2^shift estimates the population. */
 static __always_inline int sampled(__u64 ptr)

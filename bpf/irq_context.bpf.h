@@ -20,15 +20,6 @@
 #define ST_PC_HARDIRQ_MASK 0xf0000u
 #define ST_PC_NMI_MASK 0xf00000u
 
-#ifndef ST_LEGACY
-/* A number as a read-only typed pointer: loads through it are direct loads
- * the kernel guards against faults (a fault reads 0), where a probe_read is
- * a helper call (~35 ns here). The verifier turns the call into a move. 6.2+;
- * weak, so that the object loads where the kernel lacks it (the call is
- * pruned there: user space sets irq_from_preempt_count only when it exists). */
-extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym __weak;
-#endif
-
 /* This CPU's __preempt_count and cpu_number (adjacent ints) as one number:
  * any struct with 8 bytes at offset 0 serves as the type of the read. */
 static __always_inline __u64 preempt_count_and_cpu(__u64 addr)
@@ -88,6 +79,15 @@ static __always_inline __u64 current_cgroup(int ctx_level, int typed)
    * (~15 ns per allocation). */
   struct task_struct *t = bpf_get_current_task_btf();
   return t->cgroups->dfl_cgrp->kn->id;
+}
+
+/* The cgroup to charge, as one call the verifier checks once: for the rare
+ * paths (adoption) that sit inside the 32-step sk_data_ready walk, where the
+ * preempt-count branches inlined at every step took the program past the
+ * verifier's 1 M instructions (--sample 16). */
+__noinline __u64 st_current_cgroup(int typed)
+{
+  return current_cgroup(context_level(cpu_state()), typed);
 }
 
 /* ---- interrupt context --------------------------------------------------- */

@@ -72,7 +72,7 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
     return 0;
   }
   struct st_cpu_state *cpu = cpu_state();
-  struct st_bucket_key key = {.cache = st_skb_head_cache, .cgroup = current_cgroup(context_level(cpu), typed)};
+  struct st_bucket_key key = {.cache = st_skb_head_cache, .cgroup = st_current_cgroup(typed)};
   __u32 idx = 0, bucket_flags = 0, size = 0;
   struct st_cache_ref ref = {.name = st_skb_head_name, .size = st_skb_head_size};
   if (bucket_for(cpu, &key, &ref, &idx, &bucket_flags, &size) != 0 ||

@@ -297,20 +297,28 @@ bool has_member(const btf* vmlinux, const char* type, const char* member) {
 // when the kernel's BTF has everything the method needs: x86's per-CPU
 // __preempt_count (6.15+) directly followed by cpu_number, which the BPF side
 // checks against the CPU it runs on, and a task's runqueue through its
-// scheduling entity; with_cast: also the bpf_rdonly_cast kfunc (6.2+), with
-// which the main object reads it.
-std::optional<long long> preempt_count_from_rq(const std::string& btf_path, bool with_cast) {
+// scheduling entity.
+std::optional<long long> preempt_count_from_rq(const std::string& btf_path) {
   btf* vmlinux = btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(btf_path.c_str(), nullptr);
   if (!vmlinux) return std::nullopt;
   long long pc = percpu_offset(vmlinux, "__preempt_count");
   long long cpu = percpu_offset(vmlinux, "cpu_number");
   long long rq = percpu_offset(vmlinux, "runqueues");
   bool usable = pc >= 0 && rq >= 0 && cpu == pc + 4 && has_member(vmlinux, "sched_entity", "cfs_rq") &&
-                has_member(vmlinux, "cfs_rq", "rq") &&
-                (!with_cast || btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0);
+                has_member(vmlinux, "cfs_rq", "rq");
   btf__free(vmlinux);
   if (!usable) return std::nullopt;
   return pc - rq;
+}
+
+// The bpf_rdonly_cast kfunc (6.2+), which the main object uses for direct
+// loads: in the running kernel's own BTF, where libbpf resolves kfuncs.
+bool kernel_has_rdonly_cast() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  bool found = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return found;
 }
 
 }  // namespace
@@ -500,7 +508,8 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
   if (options.irq_context != IrqContext::Programs) {
     // The main object reads the count with bpf_rdonly_cast, the legacy one
     // with a probe_read.
-    pc_from_rq = preempt_count_from_rq(options.btf_path, !legacy_);
+    pc_from_rq = preempt_count_from_rq(options.btf_path);
+    if (pc_from_rq && !legacy_ && !kernel_has_rdonly_cast()) pc_from_rq.reset();
     if (!pc_from_rq && options.irq_context == IrqContext::PreemptCount)
       throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout "
                       "(or the bpf_rdonly_cast kfunc) it needs; use programs");
@@ -540,6 +549,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
   ro->gfp_reclaimable = kmalloc_gfp[1];
   ro->gfp_dma = kmalloc_gfp[2];
   ro->irq_from_preempt_count = pc_from_rq ? 1 : 0;
+  ro->have_rdonly_cast = !legacy_ && kernel_has_rdonly_cast() ? 1 : 0;
   ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;
   ro->nr_cpus = std::uint32_t(ncpus_);
