@@ -152,6 +152,8 @@ class Tracer {
   std::vector<::bpf_link*> links_;  // destroyed before the skeleton
   AttachMode mode_ = AttachMode::Auto;
   IrqContext irq_context_ = IrqContext::Programs;
+  std::optional<long long> preempt_count_from_rq_;  // where the BTF allows the preempt-count method
+  bool rdonly_cast_ = false;                         // the kernel has bpf_rdonly_cast (main object only)
   // The object built for kernels without bpf_loop / atomic compare-and-swap:
   // its live set is a hash map (st_live_hash), its bucket numbers per CPU.
   bool legacy_ = false;

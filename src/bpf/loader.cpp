@@ -431,6 +431,16 @@ Tracer::Tracer(const TracerOptions& options) {
   legacy_ = !features.bpf_loop;
   task_btf_ = features.task_btf;
   alloc_cache_arg_ = features.alloc_cache_arg;
+  rdonly_cast_ = !legacy_ && kernel_has_rdonly_cast();
+  if (options.irq_context != IrqContext::Programs) {
+    // The main object reads the count with bpf_rdonly_cast, the legacy one
+    // with a probe_read. Asked for and not there: one line, before any load.
+    preempt_count_from_rq_ = preempt_count_from_rq(options.btf_path);
+    if (!legacy_ && !rdonly_cast_) preempt_count_from_rq_.reset();
+    if (!preempt_count_from_rq_ && options.irq_context == IrqContext::PreemptCount)
+      throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout "
+                      "(or the bpf_rdonly_cast kfunc) it needs; use programs");
+  }
   std::vector<AttachMode> modes = modes_to_try(options.attach_mode, features);
   std::string not_tp_btf;  // why the best mode was not used, when auto chose another
   if (options.attach_mode == AttachMode::Auto && modes.front() != AttachMode::TpBtf)
@@ -505,15 +515,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
     throw UserError(fmt::format("cannot open the BPF object: {}", errno_text(err)));
 
   std::optional<long long> pc_from_rq;
-  if (options.irq_context != IrqContext::Programs) {
-    // The main object reads the count with bpf_rdonly_cast, the legacy one
-    // with a probe_read.
-    pc_from_rq = preempt_count_from_rq(options.btf_path);
-    if (pc_from_rq && !legacy_ && !kernel_has_rdonly_cast()) pc_from_rq.reset();
-    if (!pc_from_rq && options.irq_context == IrqContext::PreemptCount)
-      throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout "
-                      "(or the bpf_rdonly_cast kfunc) it needs; use programs");
-  }
+  if (options.irq_context != IrqContext::Programs) pc_from_rq = preempt_count_from_rq_;
   irq_context_ = pc_from_rq ? IrqContext::PreemptCount : IrqContext::Programs;
 
   // A program missing from the table would load and never attach: refuse.
@@ -549,7 +551,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
   ro->gfp_reclaimable = kmalloc_gfp[1];
   ro->gfp_dma = kmalloc_gfp[2];
   ro->irq_from_preempt_count = pc_from_rq ? 1 : 0;
-  ro->have_rdonly_cast = !legacy_ && kernel_has_rdonly_cast() ? 1 : 0;
+  ro->have_rdonly_cast = rdonly_cast_ ? 1 : 0;
   ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;
   ro->nr_cpus = std::uint32_t(ncpus_);
