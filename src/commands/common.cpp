@@ -1,5 +1,9 @@
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -18,10 +22,23 @@ namespace slabtrace::commands {
 
 namespace {
 std::atomic<bool> g_stop{false};
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+// Written by the handler, whichever thread it runs on, so that wait_for()
+// sleeps in poll() until the signal or its deadline instead of waking 20
+// times a second to look (serve's main thread on an idle node).
+int g_stop_pipe[2] = {-1, -1};
+extern "C" void on_stop_signal(int) {
+  g_stop.store(true);
+  if (g_stop_pipe[1] >= 0) {
+    int saved = errno;
+    ssize_t ignored = ::write(g_stop_pipe[1], "x", 1);  // full pipe: a wake-up is already pending
+    (void)ignored;
+    errno = saved;
+  }
+}
 }  // namespace
 
 void install_stop_handlers() {
+  if (g_stop_pipe[0] < 0 && ::pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) g_stop_pipe[0] = g_stop_pipe[1] = -1;
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -34,10 +51,23 @@ void install_stop_handlers() {
 bool stop_requested() { return g_stop.load(); }
 
 bool wait_for(double seconds) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  using Clock = std::chrono::steady_clock;
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   while (!stop_requested()) {
-    if (seconds > 0 && std::chrono::steady_clock::now() >= until) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto now = Clock::now();
+    if (seconds > 0 && now >= until) return true;
+    if (g_stop_pipe[0] < 0) {  // no handlers installed: look now and then
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    // Rounded up, so that the deadline has passed when poll returns on time.
+    int timeout_ms = -1;
+    if (seconds > 0) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+      timeout_ms = int(std::min<decltype(left)>(left, 60'000));
+    }
+    pollfd p{g_stop_pipe[0], POLLIN, 0};
+    ::poll(&p, 1, timeout_ms);  // EINTR or a wake-up: the loop looks again
   }
   return false;
 }
