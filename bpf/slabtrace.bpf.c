@@ -18,6 +18,7 @@
  *   alloc        allocation and free events
  *   napi         skb heads from the NAPI cache, adopted on the receive path
  *   skb          sk_buff end events and socket queues
+ *   queue_walk   socket iterators that tie queued heads to their socket
  *
  * Allocation programs exist in three flavours: tp_btf (typed arguments),
  * raw_tp (untyped: where the verifier refuses tp_btf's void * arguments) and
@@ -41,6 +42,7 @@
 #include "alloc.bpf.h"
 #include "napi.bpf.h"
 #include "skb.bpf.h"
+#include "queue_walk.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -52,6 +52,7 @@ MODES = [
     Mode("sampled64", "slabtrace 1 in 64", ["--sample", "64"]),
     Mode("nostacks", "slabtrace no stacks", ["--no-stacks"]),
     Mode("irqprogs", "slabtrace irq programs", ["--irq-context", "programs"]),
+    Mode("qevents", "slabtrace per-packet ties", ["--queue-ties", "events"]),
     Mode("serve-watch", "serve, watching", kind="serve"),
     Mode("serve-trace", "serve --trace always", ["--trace", "always"], kind="serve"),
     Mode("bpftrace", "bpftrace memleak.bt", kind="bpftrace"),

@@ -38,6 +38,15 @@ enum class IrqContext { Auto, Programs, PreemptCount };
 std::string to_string(IrqContext how);
 IrqContext parse_irq_context(const std::string& text);  // throws UserError
 
+// How a queued sk_buff is tied to the socket that holds it: Walk runs BPF
+// socket iterators over every receive queue when user space asks (before each
+// report or refresh; 5.17+, not the legacy object); Events ties each packet as
+// it is queued (sock:sk_data_ready, 6.3+, one program run and a table search
+// per received packet). Auto: Walk where it loads, else Events.
+enum class QueueTies { Auto, Walk, Events };
+std::string to_string(QueueTies how);
+QueueTies parse_queue_ties(const std::string& text);  // throws UserError
+
 struct AddrRange {
   std::uint64_t start = 0;
   std::uint64_t end = 0;
@@ -60,6 +69,7 @@ struct TracerOptions {
   AddrRange skb_clone_range;
   std::vector<AddrRange> ignore_ranges;  // allocation sites never traced (the BPF map allocator)
   IrqContext irq_context = IrqContext::Auto;
+  QueueTies queue_ties = QueueTies::Auto;
   // Addresses of the kernel's page_offset_base and vmemmap_base (kallsyms;
   // 0: not listed): let the BPF side find an object's cache from its slab
   // page where the allocation event carries no cache pointer (before 6.1).
@@ -107,6 +117,15 @@ class Tracer {
   const std::vector<std::string>& limitations() const { return limitations_; }
   std::uint64_t start_ns() const { return start_ns_; }  // CLOCK_MONOTONIC at start
   const std::vector<std::string>& missing_optional() const { return missing_optional_; }
+  // Whether queued skbs are tied to their socket by walking the queues
+  // (tie_queues), not per packet.
+  bool walks_queues() const { return !walker_links_.empty(); }
+  // Walks every socket queue of the calling thread's network namespace
+  // (whole_node: and the packet sockets of every process, found through
+  // their files, once per census): each tracked head in one is tied to its
+  // socket, and each socket's queued count set. Call before reading the
+  // table or sockets(). Returns a warning line per walker that could not run.
+  std::vector<std::string> tie_queues(bool whole_node) const;
 
   std::vector<BucketSnapshot> buckets() const;
   // Gives buckets back for new (cache, cgroup) pairs: their counters are
@@ -159,6 +178,13 @@ class Tracer {
   bool legacy_ = false;
   std::uint32_t bucket_limit_ = ST_MAX_BUCKETS;
   bool task_btf_ = false;     // bpf_get_current_task_btf (5.11)
+  unsigned walkers_ = 0;      // queue walkers to load (loader.cpp's kTieWalkers bits)
+  struct WalkerLink {
+    std::string name;
+    ::bpf_link* link;  // owned by links_
+    bool per_netns;
+  };
+  std::vector<WalkerLink> walker_links_;
   int alloc_cache_arg_ = -1;  // kmem_cache_alloc's struct kmem_cache * argument, -1: none
   std::vector<std::string> limitations_;
   std::uint64_t start_ns_ = 0;

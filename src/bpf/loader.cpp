@@ -23,6 +23,7 @@
 #include "slabtrace/error.hpp"
 #include "slabtrace/procfs.hpp"
 #include "slabtrace/tracer.hpp"
+#include "slabtrace/unique_fd.hpp"
 
 // The contract header is shared with BPF: catch layout drift at compile time.
 static_assert(sizeof(st_object) == 16, "live-object value: every byte is megabytes at scale");
@@ -170,6 +171,25 @@ const ProgramSpec kPrograms[] = {
     {&Progs::st_tp_gro_frags, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_frags_entry", kOptional, kAnyOrder},
     {&Progs::st_tp_gro_receive, Flavour::Tracepoint, Group::Skb, "net", "napi_gro_receive_entry", kOptional, kAnyOrder},
 };
+
+// The socket iterators that tie queued skb heads to their socket when user
+// space asks (queue_walk.bpf.h), in place of the two per-packet programs.
+struct TieWalker {
+  bpf_program* Progs::*prog;
+  const char* kernel_func;  // what the kernel registers the iterator as (5.9; unix 5.17)
+  bool per_netns;           // sees the opening thread's network namespace only
+};
+const TieWalker kTieWalkers[] = {
+    {&Progs::st_tie_udp, "bpf_iter_udp", true},
+    {&Progs::st_tie_tcp, "bpf_iter_tcp", true},
+    {&Progs::st_tie_unix, "bpf_iter_unix", true},
+    {&Progs::st_tie_files, "bpf_iter_task_file", false},  // packet sockets, through every process's files
+};
+
+// What the queue walk replaces: with it, these events are not traced.
+bool replaced_by_queue_walk(const ProgramSpec& p) {
+  return std::string_view(p.event) == "sk_data_ready" || std::string_view(p.event) == "skb_copy_datagram_iovec";
+}
 
 // The raw tracepoint an event's tp_btf and raw_tp programs attach to, named
 // by its BTF typedef btf_trace_EVENT: its type id in the running kernel's BTF
@@ -357,6 +377,21 @@ IrqContext parse_irq_context(const std::string& text) {
   throw UserError(fmt::format("unknown --irq-context '{}': use auto, programs or preempt_count", text));
 }
 
+std::string to_string(QueueTies how) {
+  switch (how) {
+    case QueueTies::Auto: return "auto";
+    case QueueTies::Walk: return "walk";
+    case QueueTies::Events: return "events";
+  }
+  return "?";
+}
+
+QueueTies parse_queue_ties(const std::string& text) {
+  for (QueueTies how : {QueueTies::Auto, QueueTies::Walk, QueueTies::Events})
+    if (text == to_string(how)) return how;
+  throw UserError(fmt::format("--queue-ties {}: expected auto, walk or events", text));
+}
+
 void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bpf__destroy(skel); }
 
 namespace {
@@ -371,6 +406,7 @@ struct KernelFeatures {
   KmallocKinds kmalloc;           // gfp bits of the kmalloc caches this kernel has
   bool napi_frag_heads = false;   // small NAPI heads' data in page fragments (6.1 to 6.13)
   std::vector<bool> has_event;    // per kPrograms entry: the kernel has its event
+  unsigned socket_iters = 0;      // kTieWalkers bits: BPF socket iterators this kernel registers
 };
 
 // The running kernel's BTF is parsed once here (megabytes; a second or more in
@@ -387,6 +423,9 @@ KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
   // reverted in 6.14): napi_alloc_skb puts a small head's data in a 1 KiB page
   // fragment, so a head from the NAPI cache has no traced allocation to adopt it by.
   f.napi_frag_heads = running && has_member(running, "napi_alloc_cache", "page_small");
+  for (std::size_t i = 0; i < std::size(kTieWalkers); ++i)
+    if (running && btf__find_by_name_kind(running, kTieWalkers[i].kernel_func, BTF_KIND_FUNC) >= 0)
+      f.socket_iters |= 1u << i;
   if (described != running) btf__free(described);
   btf__free(running);
   f.bpf_loop = has_helper(BPF_FUNC_loop);
@@ -441,12 +480,18 @@ Tracer::Tracer(const TracerOptions& options) {
       throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout "
                       "(or the bpf_rdonly_cast kfunc) it needs; use programs");
   }
+  if (options.queue_ties != QueueTies::Events) walkers_ = legacy_ ? 0 : features.socket_iters;
+  if (options.queue_ties == QueueTies::Walk && !walkers_)
+    throw UserError(legacy_ ? "--queue-ties walk: this kernel has no bpf_loop (5.17); use events"
+                            : "--queue-ties walk: this kernel registers no BPF socket iterators (5.9); use events");
   std::vector<AttachMode> modes = modes_to_try(options.attach_mode, features);
   std::string not_tp_btf;  // why the best mode was not used, when auto chose another
   if (options.attach_mode == AttachMode::Auto && modes.front() != AttachMode::TpBtf)
     not_tp_btf = features.alloc_cache_arg != 2 ? "kmem_cache_alloc carries no cache pointer (before 6.1)"
                                                : "this kernel's verifier refuses tp_btf reads of the kmem events' void * arguments";
   TracerOptions opts = options;
+  const unsigned walkers_wanted = walkers_;
+  std::string walkers_failed;  // why this mode loaded only without the queue walkers
   for (std::size_t i = 0; i < modes.size(); ++i) {
     try {
       open_and_load(opts, modes[i], features.has_event, {features.kmalloc.account, features.kmalloc.reclaimable,
@@ -460,12 +505,25 @@ Tracer::Tracer(const TracerOptions& options) {
       opts.irq_context = IrqContext::Programs;
       --i;
     } catch (const UserError& e) {
+      reset();
+      if (walkers_ && options.queue_ties == QueueTies::Auto) {
+        // The walkers are the newest code for an old verifier: the same mode
+        // again without them (tying queued skbs per packet where it can).
+        walkers_failed = e.what();
+        walkers_ = 0;
+        --i;
+        continue;
+      }
       if (i + 1 == modes.size()) throw;
+      walkers_ = walkers_wanted;  // the mode failed without them too: they were not the cause
+      walkers_failed.clear();
       spdlog::info("{} programs did not load ({}); trying {}", to_string(modes[i]), e.what(), to_string(modes[i + 1]));
       if (modes[i] == AttachMode::TpBtf) not_tp_btf = fmt::format("the tp_btf programs did not load ({})", e.what());
-      reset();
     }
   }
+  if (!walkers_failed.empty())
+    limitations_.push_back(fmt::format("the socket queue walkers did not load ({}): queued sk_buffs are tied to their "
+                                       "socket per packet (sock:sk_data_ready, 6.3+)", walkers_failed));
 
   // One line for each thing this kernel cannot give.
   if (!not_tp_btf.empty()) limitations_.push_back(fmt::format("{} instead of tp_btf: {}", to_string(mode_), not_tp_btf));
@@ -493,6 +551,7 @@ Tracer::Tracer(const TracerOptions& options) {
 void Tracer::reset() {
   for (auto* link : links_) bpf_link__destroy(link);
   links_.clear();
+  walker_links_.clear();
   if (live_slots_) munmap(const_cast<st_slot*>(live_slots_), live_map_bytes_);
   live_slots_ = nullptr;
   skel_.reset();
@@ -520,7 +579,8 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
 
   // A program missing from the table would load and never attach: refuse.
   {
-    std::size_t listed = std::size(kPrograms) + 2;  // + st_clock, st_layout (run, never attached)
+    // + st_clock, st_layout (run, never attached) and the queue walkers (iterators)
+    std::size_t listed = std::size(kPrograms) + 2 + std::size(kTieWalkers);
     std::size_t in_object = 0;
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, skel_->obj) ++in_object;
@@ -534,6 +594,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
     bpf_program* prog = skel_->progs.*p.prog;
     bool ours = p.flavour == (p.group == Group::Kmem ? kmem : others);
     if (p.group == Group::Irq && irq_context_ == IrqContext::PreemptCount) ours = false;
+    if (walkers_ && replaced_by_queue_walk(p)) ours = false;
     if (ours && !has_event[i]) {
       if (p.required)
         throw UserError(fmt::format("this kernel has no {} tracepoint {}:{}", to_string(mode), p.category, p.event));
@@ -544,6 +605,8 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
     }
     bpf_program__set_autoload(prog, ours);
   }
+  for (std::size_t i = 0; i < std::size(kTieWalkers); ++i)
+    bpf_program__set_autoload(skel_->progs.*kTieWalkers[i].prog, (walkers_ & (1u << i)) != 0);
 
   auto* ro = skel_->rodata;
   ro->sample_shift = options.sample_shift;
@@ -632,6 +695,15 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
       }
       links_.push_back(link);
     }
+  }
+  for (std::size_t i = 0; i < std::size(kTieWalkers); ++i) {
+    if (!(walkers_ & (1u << i))) continue;
+    bpf_program* prog = skel_->progs.*kTieWalkers[i].prog;
+    bpf_link* link = bpf_program__attach_iter(prog, nullptr);
+    if (!link)
+      throw UserError(fmt::format("attaching the queue walker {} failed: {}", bpf_program__name(prog), errno_text(errno)));
+    links_.push_back(link);
+    walker_links_.push_back({bpf_program__name(prog), link, kTieWalkers[i].per_netns});
   }
   mode_ = mode;
 
@@ -912,6 +984,22 @@ std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
   auto end = std::find(frames.begin(), frames.end(), 0ull);
   frames.erase(end, frames.end());
   return frames;
+}
+
+std::vector<std::string> Tracer::tie_queues(bool whole_node) const {
+  std::vector<std::string> warnings;
+  char sink[256];  // the walkers write nothing: reading runs them over every socket
+  for (const auto& [name, link, per_netns] : walker_links_) {
+    if (!per_netns && !whole_node) continue;
+    UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
+    ssize_t n = fd ? 0 : -1;
+    while (fd && (n = ::read(fd.get(), sink, sizeof sink)) != 0)
+      if (n < 0 && errno != EINTR) break;
+    if (n < 0)
+      warnings.push_back(fmt::format("queue walk {}: {}; its sockets' queued sk_buffs keep their last ties",
+                                     name, errno_text(errno)));
+  }
+  return warnings;
 }
 
 std::vector<std::pair<std::uint64_t, st_sock>> Tracer::sockets() const {

@@ -43,6 +43,12 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
          "no extra programs; x86 6.15+), programs (softirq/irq entry and exit) or auto (default: "
          "preempt_count where the kernel allows it, else programs)")
       ->check(CLI::IsMember({"auto", "preempt_count", "programs"}));
+  cmd->add_option_function<std::string>(
+         "--queue-ties", [&o](const std::string& text) { o.queue_ties = bpf::parse_queue_ties(text); },
+         "how queued sk_buffs are tied to the socket holding them: walk (socket iterators walk the "
+         "queues at each report or refresh; 5.17+), events (per packet at sock:sk_data_ready; 6.3+) "
+         "or auto (default: walk where it loads, else events)")
+      ->check(CLI::IsMember({"auto", "walk", "events"}));
   cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
       ->check(kPositive);
   cmd->add_option("--max-objects", o.max_objects, "objects the live-object table has room for")->check(CLI::Range(1024u, 1u << 26));

@@ -138,6 +138,7 @@ SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   SessionOptions o;
   o.tracer.attach_mode = c.attach_mode;
   o.tracer.irq_context = c.irq_context;
+  o.tracer.queue_ties = c.queue_ties;
   o.tracer.sample_shift = power_of_two_shift(c.sample, "--sample");
   o.tracer.stack_shift = c.no_stacks ? ST_STACK_NONE : power_of_two_shift(c.stack_sample, "--stack-sample");
   o.measure_cost = c.measure_cost;

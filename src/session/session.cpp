@@ -198,7 +198,21 @@ Session::Session(SessionOptions options) : options_(std::move(options)), pod_nam
 }
 
 sockets::SkbCounter Session::skb_counter() const {
-  return skb_iterators_ ? skb_iterators_->counter() : sockets::SkbCounter();
+  sockets::SkbCounter count = skb_iterators_ ? skb_iterators_->counter() : sockets::SkbCounter();
+  if (!tracer_ || !tracer_->walks_queues()) return count;
+  // The census visits every network namespace on one thread: the queue walk
+  // rides along, so that each tracked head in a queue is tied to its socket
+  // by the time the table is read.
+  const bpf::Tracer* tracer = tracer_.get();
+  auto first = std::make_shared<bool>(true);  // packet sockets: once per census, in whichever namespace
+  return [tracer, count, first](std::uint64_t netns) {
+    sockets::SkbCountScan scan;
+    if (count) scan = count(netns);
+    scan.netns = netns;
+    for (auto& w : tracer->tie_queues(*first)) scan.warnings.push_back(std::move(w));
+    *first = false;
+    return scan;
+  };
 }
 
 census::Census Session::take_census() {
@@ -441,6 +455,9 @@ model::Report Session::report() {
     run.slabinfo_end_error = e.what();
   }
   NodeView node(*this);
+  // The census first: its queue walk ties queued heads to their sockets
+  // before aggregate() reads the table.
+  node.socket_census();
   return model::aggregate(run, TracerSource(*tracer_), node);
 }
 

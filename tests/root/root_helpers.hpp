@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -326,11 +327,19 @@ inline bool event_has_field(const std::string& event, const std::string& field) 
   return false;
 }
 
-// A holder's skbs are counted by walking its queue at sock:sk_data_ready
-// (6.3+). Before, the socket census finds the holder (pid, cgroup, netns) with
+// A holder's skbs are counted by walking its queues: socket iterators at each
+// report (bpf_loop, 5.17+), or per packet at sock:sk_data_ready (6.3+). On
+// older kernels the socket census finds the holder (pid, cgroup, netns) with
 // the kernel's queued bytes, but counts no skbs: the count is then skipped,
 // with the reason, and the kernel's bytes must show the queue instead.
-inline bool kernel_counts_held_skbs() { return !event_format("sock/sk_data_ready").empty(); }
+inline bool kernel_at_least(int major, int minor) {
+  struct utsname u {};
+  if (::uname(&u) != 0) return false;
+  int ma = 0, mi = 0;
+  if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+inline bool kernel_counts_held_skbs() { return kernel_at_least(5, 17) || !event_format("sock/sk_data_ready").empty(); }
 inline void check_held_skbs(const nlohmann::json& holder, double at_least) {
   if (kernel_counts_held_skbs()) {
     CHECK(holder["queued_skbs"].get<double>() >= at_least);
@@ -338,15 +347,15 @@ inline void check_held_skbs(const nlohmann::json& holder, double at_least) {
   }
   CHECK(holder["kernel_queued_bytes"].is_number());
   CHECK(holder.value("kernel_queued_bytes", 0.0) > 0);
-  std::printf("skipped: the holder's skb count (>= %.0f): no sock:sk_data_ready before 6.3; census bytes %s\n", at_least,
+  std::printf("skipped: the holder's skb count (>= %.0f): no queue walk before 5.17; census bytes %s\n", at_least,
               holder["kernel_queued_bytes"].dump().c_str());
 }
 
 // A burst leak's verdict needs the age of the queue that holds it, which the
-// sock:sk_data_ready walk (6.3+) measures; the census alone gives bytes.
+// queue walk (5.17+) measures; the census alone gives bytes.
 inline bool kernel_dates_queues(const char* what) {
   if (kernel_counts_held_skbs()) return true;
-  std::printf("skipped: %s: a burst's verdict needs the queue's age, from sock:sk_data_ready (6.3+)\n", what);
+  std::printf("skipped: %s: a burst's verdict needs the queue's age, from the queue walk (5.17+)\n", what);
   return false;
 }
 

@@ -434,7 +434,7 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
   CHECK(found["metric"]["pod_uid"] == pod.uid);
   CHECK(found["metric"]["container_id"] == pod.container_id);
   // hostPID: the holder is named by its pid on the host.
-  // Before 6.3 (no sock:sk_data_ready) the holder is the socket census's:
+  // Before 5.17 (no queue walk) the holder is the socket census's:
   // its receive queue in bytes, with the same labels.
   const bool traced = kernel_counts_held_skbs();
   const std::string held_series = traced ? "slabtrace_skb_queued_objects" : "slabtrace_socket_queue_bytes";
@@ -536,7 +536,7 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
     titles.insert(panel["title"].get<std::string>());
     CHECK(panel["datasource"]["uid"] == "${datasource}");
     if (!traced && panel["title"] == "sk_buffs queued per holder") {
-      std::printf("skipped: panel \"%s\": skbs counted per socket by the sock:sk_data_ready walk (6.3+)\n",
+      std::printf("skipped: panel \"%s\": skbs counted per socket by the queue walk (5.17+)\n",
                   panel["title"].get<std::string>().c_str());
       continue;
     }
