@@ -246,3 +246,47 @@ TEST_CASE("a drop storm is counted by reason at the socket it was meant for, not
   CHECK(d["pid"] == holder->pid());
   CHECK(d["cgroup_path"] == holder_cg.path());
 }
+
+TEST_CASE("the queue walk and the per-packet ties agree on the holder, and neither claims what predates the run",
+          "[root][skb][ties]") {
+  REQUIRE_ROOT_OR_SKIP();
+  if (!kernel_at_least(5, 17)) {
+    WARN("skipped: no queue walk before 5.17 (bpf_loop)");
+    return;
+  }
+  TestCgroup sender("sender"), holder_cg("holder");
+  UdpHolder receiver(holder_cg);
+  constexpr long kBatch = 10000;
+  auto holder_of = [&](const json& report) {
+    INFO(report["skb"].dump(2));
+    const json* h = nullptr;
+    for (const auto& each : report["skb"]["holders"])
+      if (each["pid"] == receiver.child->pid()) h = &each;
+    REQUIRE(h);
+    return *h;
+  };
+
+  // The walk, on a queue that fills during the run: every head, exactly.
+  json walk = holder_of(record_udp_leak(sender, receiver.port, kBatch, {"--queue-ties", "walk"}));
+  CHECK(walk["queued_skbs"] == kBatch);
+  CHECK(walk["kernel_queued_skbs"] == kBatch);
+
+  // Per packet, with the first batch queued before the run: the same count.
+  if (!event_format("sock/sk_data_ready").empty()) {
+    json events = holder_of(record_udp_leak(sender, receiver.port, kBatch, {"--queue-ties", "events"}));
+    CHECK(events["queued_skbs"] == kBatch);
+    CHECK(events["kernel_queued_skbs"] == 2 * kBatch);
+    CHECK(events["queued_before_start_bytes"].get<double>() > 0);
+  } else {
+    udp_send(sender, receiver.port, kBatch);
+    wait_udp_queue_settled(receiver.port);
+    std::printf("skipped: --queue-ties events: no sock:sk_data_ready before 6.3\n");
+  }
+
+  // The walk again, behind two batches it never saw allocated: only its own.
+  json again = holder_of(record_udp_leak(sender, receiver.port, kBatch, {"--queue-ties", "walk"}));
+  CHECK(again["queued_skbs"] == kBatch);
+  CHECK(again["kernel_queued_skbs"] == 3 * kBatch);
+  CHECK(again["queued_before_start_bytes"].get<double>() > 0);
+  receiver.exit();
+}
