@@ -318,27 +318,15 @@ bool has_member(const btf* vmlinux, const char* type, const char* member) {
 // __preempt_count (6.15+) directly followed by cpu_number, which the BPF side
 // checks against the CPU it runs on, and a task's runqueue through its
 // scheduling entity.
-std::optional<long long> preempt_count_from_rq(const std::string& btf_path) {
-  btf* vmlinux = btf_path.empty() ? btf__load_vmlinux_btf() : btf__parse(btf_path.c_str(), nullptr);
+std::optional<long long> preempt_count_from_rq(const btf* vmlinux) {
   if (!vmlinux) return std::nullopt;
   long long pc = percpu_offset(vmlinux, "__preempt_count");
   long long cpu = percpu_offset(vmlinux, "cpu_number");
   long long rq = percpu_offset(vmlinux, "runqueues");
   bool usable = pc >= 0 && rq >= 0 && cpu == pc + 4 && has_member(vmlinux, "sched_entity", "cfs_rq") &&
                 has_member(vmlinux, "cfs_rq", "rq");
-  btf__free(vmlinux);
   if (!usable) return std::nullopt;
   return pc - rq;
-}
-
-// The bpf_rdonly_cast kfunc (6.2+), which the main object uses for direct
-// loads: in the running kernel's own BTF, where libbpf resolves kfuncs.
-bool kernel_has_rdonly_cast() {
-  btf* vmlinux = btf__load_vmlinux_btf();
-  if (!vmlinux) return false;
-  bool found = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
-  btf__free(vmlinux);
-  return found;
 }
 
 }  // namespace
@@ -407,6 +395,10 @@ struct KernelFeatures {
   bool napi_frag_heads = false;   // small NAPI heads' data in page fragments (6.1 to 6.13)
   std::vector<bool> has_event;    // per kPrograms entry: the kernel has its event
   unsigned socket_iters = 0;      // kTieWalkers bits: BPF socket iterators this kernel registers
+  // The bpf_rdonly_cast kfunc (6.2+), which the main object uses for direct
+  // loads: in the running kernel's own BTF, where libbpf resolves kfuncs.
+  bool rdonly_cast = false;
+  std::optional<long long> preempt_count_from_rq;  // see preempt_count_from_rq(), from the described BTF
 };
 
 // The running kernel's BTF is parsed once here (megabytes; a second or more in
@@ -417,6 +409,8 @@ KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
   btf* running = btf__load_vmlinux_btf();  // what tp_btf/raw_tp attach to, whatever --btf says
   btf* described = options.btf_path.empty() ? running : btf__parse(options.btf_path.c_str(), nullptr);
   if (described) f.alloc_cache_arg = struct_arg_index(described, "kmem_cache_alloc", "kmem_cache");
+  f.preempt_count_from_rq = preempt_count_from_rq(described);
+  f.rdonly_cast = running && btf__find_by_name_kind(running, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
   f.tp_btf_void_args = have_btf && tp_btf_reads_void_args(running);
   for (const ProgramSpec& p : kPrograms) f.has_event.push_back(kernel_has(p, running));
   // dbae2b062824 ("net: skb: introduce and use a single page frag cache", 6.1;
@@ -470,11 +464,11 @@ Tracer::Tracer(const TracerOptions& options) {
   legacy_ = !features.bpf_loop;
   task_btf_ = features.task_btf;
   alloc_cache_arg_ = features.alloc_cache_arg;
-  rdonly_cast_ = !legacy_ && kernel_has_rdonly_cast();
+  rdonly_cast_ = !legacy_ && features.rdonly_cast;
   if (options.irq_context != IrqContext::Programs) {
     // The main object reads the count with bpf_rdonly_cast, the legacy one
     // with a probe_read. Asked for and not there: one line, before any load.
-    preempt_count_from_rq_ = preempt_count_from_rq(options.btf_path);
+    preempt_count_from_rq_ = features.preempt_count_from_rq;
     if (!legacy_ && !rdonly_cast_) preempt_count_from_rq_.reset();
     if (!preempt_count_from_rq_ && options.irq_context == IrqContext::PreemptCount)
       throw UserError("--irq-context preempt_count: this kernel's BTF lacks the per-CPU __preempt_count layout "
