@@ -81,7 +81,7 @@ def features(base, kernels):
         h = f.get("holder")
         holder = "none"
         if h:
-            if f.get("sk_data_ready"):
+            if h.get("queued_skbs"):
                 holder = f"{h['comm']}: {h['queued_skbs']:,} skbs (traced)"
             else:
                 holder = f"{h['comm']}: census, {(h.get('kernel_queued_bytes') or 0) / 1e6:.1f} MB queued"
