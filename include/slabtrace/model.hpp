@@ -43,8 +43,10 @@ struct Counts {
   std::uint64_t outstanding_bytes() const;
   Counts& operator+=(const Counts& other);
   // Every object of a bucket has its size: the BPF side counts ended objects
-  // only, and ended bytes are those times the bucket's object size.
-  static Counts from(const st_counters& c, std::uint32_t object_size);
+  // only, and ended bytes are those times the bucket's object size. With
+  // --sample N the BPF side counts allocations of sampled addresses only:
+  // alloc_scale (N) turns them into estimates of all.
+  static Counts from(const st_counters& c, std::uint32_t object_size, std::uint64_t alloc_scale = 1);
 };
 
 // Where an allocation is charged: a cgroup, or interrupt context.

@@ -91,10 +91,10 @@ Counts& Counts::operator+=(const Counts& o) {
   return *this;
 }
 
-Counts Counts::from(const st_counters& c, std::uint32_t object_size) {
+Counts Counts::from(const st_counters& c, std::uint32_t object_size, std::uint64_t alloc_scale) {
   Counts out;
-  out.allocs = c.allocs;
-  out.alloc_bytes = c.alloc_bytes;
+  out.allocs = c.allocs * alloc_scale;
+  out.alloc_bytes = c.alloc_bytes * alloc_scale;
   out.tracked = c.tracked;
   out.tracked_bytes = c.tracked_bytes;
   for (std::size_t i = 0; i < out.ended.size(); ++i) out.ended[i] = c.ended[i];

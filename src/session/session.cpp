@@ -298,7 +298,7 @@ model::Snapshot Session::snapshot_of(const std::vector<bpf::BucketSnapshot>& buc
     out.cgroup_id = b.info.cgroup;
     out.object_size = b.info.object_size;
     out.ignored = (b.info.flags & ST_BUCKET_IGNORED) != 0;
-    out.counts = model::Counts::from(b.counters, b.info.object_size);
+    out.counts = model::Counts::from(b.counters, b.info.object_size, scale());
     if (out.ignored || !cache_selected(out.cache) || !cgroup_selected(out.cgroup_id)) continue;
     snap.buckets.push_back(std::move(out));
   }

@@ -86,6 +86,26 @@ TEST_CASE("outstanding is tracked minus ended, never negative", "[unit][model]")
   CHECK(c.outstanding() == 0);
 }
 
+TEST_CASE("BPF counters: ended bytes from the object size, sampled allocation counts scaled", "[unit][model]") {
+  st_counters raw{};
+  raw.allocs = 100;
+  raw.alloc_bytes = 100 * 256;
+  raw.tracked = 100;
+  raw.tracked_bytes = 100 * 256;
+  raw.ended[ST_END_FREE] = 60;
+  Counts exact = Counts::from(raw, 256);
+  CHECK(exact.allocs == 100);
+  CHECK(exact.ended_bytes == 60 * 256);
+  CHECK(exact.outstanding() == 40);
+  // 1 in 16: allocations are estimates of all; tracked and ended stay the
+  // sample's (the rates scale those themselves).
+  Counts sampled = Counts::from(raw, 256, 16);
+  CHECK(sampled.allocs == 1600);
+  CHECK(sampled.alloc_bytes == 1600 * 256);
+  CHECK(sampled.tracked == 100);
+  CHECK(sampled.outstanding() == 40);
+}
+
 TEST_CASE("cgroup filters match a subtree, not a prefix of a name", "[unit][model]") {
   CHECK(cgroup_matches("/kubepods/pod1/abc", "/kubepods"));
   CHECK(cgroup_matches("/kubepods", "/kubepods/"));
