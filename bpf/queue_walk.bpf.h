@@ -49,8 +49,30 @@ struct st_tie_walk {
   __u32 last_truesize;
 };
 
+/* skb->next and skb->truesize: direct loads where the kernel has
+ * bpf_rdonly_cast (6.2+), else probe reads (~35 ns each: 1.7 M queued skbs
+ * are walked at each report). */
+static __always_inline __u64 skb_next(__u64 addr)
+{
+  if (have_rdonly_cast) {
+    struct st_cpu_state *cpu = cpu_state();
+    const struct sk_buff *skb = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sk_buff));
+    return cpu ? as_number(cpu, skb->next) : 0;
+  }
+  return (__u64)BPF_CORE_READ((const struct sk_buff *)addr, next);
+}
+
+static __always_inline __u32 skb_truesize(__u64 addr)
+{
+  if (have_rdonly_cast) {
+    const struct sk_buff *skb = bpf_rdonly_cast((void *)addr, bpf_core_type_id_kernel(struct sk_buff));
+    return skb->truesize;
+  }
+  return BPF_CORE_READ((const struct sk_buff *)addr, truesize);
+}
+
 /* One skb of the queue. The queue changes under the walk (no lock is held on
- * it): every read is a probe read, and a walk that leaves the list ends at a
+ * it): every read is fault-safe, and a walk that leaves the list ends at a
  * NULL or after its bounded steps. */
 static long tie_step(__u64 i, void *data)
 {
@@ -58,8 +80,7 @@ static long tie_step(__u64 i, void *data)
   __u64 addr = w->next;
   if (!addr || addr == w->queue_head)
     return 1;
-  const struct sk_buff *skb = (const void *)addr;
-  w->next = (__u64)BPF_CORE_READ(skb, next);
+  w->next = skb_next(addr);
   if (!sampled(addr))
     return 0;
   struct st_slot *s = live_find(addr);
@@ -68,9 +89,8 @@ static long tie_step(__u64 i, void *data)
   /* Counted absolutely below: a head moved from another socket's queue
    * leaves that socket's count to its next walk. */
   s->obj.link = w->sk_addr;
-  __u32 truesize = BPF_CORE_READ(skb, truesize);
   w->found += 1;
-  w->last_truesize = truesize;
+  w->last_truesize = skb_truesize(addr);
   return 0;
 }
 
