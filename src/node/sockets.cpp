@@ -313,20 +313,22 @@ ProcessWalk walk_processes(const std::string& proc_root, const HoldsSockets& hol
   std::vector<HeldSocket> sockets;  // of one process, reused to spare allocations
   while (dirent* entry = proc.next()) {
     if (!is_pid(entry->d_name)) continue;
+    const int pid = std::atoi(entry->d_name);
+    if (!holds) {
+      // Namespaces only: one link per process, without opening its directory.
+      errno = 0;
+      auto link = read_link_at(proc.fd(), fmt::format("{}/ns/net", entry->d_name).c_str());
+      if (std::uint64_t netns = link ? bracketed_inode(*link, "net") : 0) walk.netns_pids[netns].push_back(pid);
+      else if (errno == EACCES) ++walk.unreadable;
+      continue;
+    }
     // Every failure below means the process exited or is not ours to read:
     // skip it (or the part that failed) and go on.
     UniqueDir pid_dir = UniqueDir::open_at(proc.fd(), entry->d_name);
     if (!pid_dir) continue;
     const int pid_fd = pid_dir.fd();
-    const int pid = std::atoi(entry->d_name);
-
-    errno = 0;
     const std::uint64_t netns = netns_at(pid_fd);
     if (netns != 0) walk.netns_pids[netns].push_back(pid);
-    if (!holds) {
-      if (netns == 0 && errno == EACCES) ++walk.unreadable;
-      continue;
-    }
 
     sockets.clear();
     UniqueDir fds = UniqueDir::open_at(pid_fd, "fd");

@@ -466,6 +466,8 @@ TEST_CASE("SocketInventory with an owner cache names the owners of queued socket
   auto inventory = SocketInventory::scan(options);
   CHECK(cache.walks() == 1);
   REQUIRE(inventory.namespaces().size() == 2);  // still from every process's ns/net
+  CHECK(inventory.namespaces()[0].pids == std::vector<int>{100});
+  CHECK(inventory.namespaces()[1].pids == std::vector<int>{300});
   const SocketInfo* udp = inventory.find(7931);
   REQUIRE(udp);
   REQUIRE(udp->holds_anything());  // rx_queue 0x4600
