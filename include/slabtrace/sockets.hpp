@@ -77,6 +77,11 @@ struct PacketSocketLine {
 };
 std::vector<PacketSocketLine> parse_proc_net_packet(std::istream& in, std::string_view source = "packet");
 
+// The sockets each protocol has hashed in a namespace, from the text of its
+// /proc/net/sockstat or sockstat6: "TCP: inuse 3 orphan 0 ..." -> {"TCP", 3}.
+// Lines without an inuse figure are left out; nothing throws.
+std::unordered_map<std::string, std::uint64_t> parse_sockstat_inuse(std::string_view text);
+
 // Protocol names shared by the inventory and the sock_diag side.
 std::string unix_protocol(unsigned sock_type);    // 1 -> "unix-stream", 2 -> "unix-dgram", 5 -> "unix-seqpacket"
 std::string packet_protocol(unsigned sock_type);  // 3 -> "packet-raw", 2 -> "packet-dgram"

@@ -181,6 +181,25 @@ std::vector<PacketSocketLine> parse_proc_net_packet(std::istream& in, std::strin
   return lines;
 }
 
+std::unordered_map<std::string, std::uint64_t> parse_sockstat_inuse(std::string_view text) {
+  std::unordered_map<std::string, std::uint64_t> inuse;
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    auto fields = procfs::detail::split_fields(line);
+    if (fields.size() < 3 || fields[0].size() < 2 || fields[0].back() != ':') continue;
+    for (std::size_t i = 1; i + 1 < fields.size(); i += 2) {
+      if (fields[i] != "inuse") continue;
+      std::uint64_t n = 0;
+      auto [ptr, ec] = std::from_chars(fields[i + 1].data(), fields[i + 1].data() + fields[i + 1].size(), n);
+      if (ec == std::errc() && ptr == fields[i + 1].data() + fields[i + 1].size())
+        inuse[std::string(fields[0].substr(0, fields[0].size() - 1))] = n;
+    }
+  }
+  return inuse;
+}
+
 std::string unix_protocol(unsigned sock_type) {
   switch (sock_type) {
     case SOCK_STREAM: return "unix-stream";

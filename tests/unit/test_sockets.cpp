@@ -760,3 +760,25 @@ TEST_CASE("SocketInventory finds live sockets with their owners and kernel accou
   SECTION("an unread unix datagram socketpair") { as_root(unread_unix_socketpair); }
   SECTION("a socket in a network namespace of its own") { as_root(socket_in_own_netns); }
 }
+
+TEST_CASE("parse_sockstat_inuse reads what each protocol has hashed", "[unit]") {
+  // /proc/net/sockstat and sockstat6 of Linux 6.18, one after the other.
+  auto inuse = parse_sockstat_inuse(
+      "sockets: used 9\n"
+      "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 452\n"
+      "UDP: inuse 0 mem 0\n"
+      "UDPLITE: inuse 0\n"
+      "RAW: inuse 0\n"
+      "FRAG: inuse 0 memory 0\n"
+      "TCP6: inuse 12\n"
+      "UDP6: inuse 3");
+  CHECK(inuse.at("TCP") == 1);
+  CHECK(inuse.at("UDP") == 0);
+  CHECK(inuse.at("UDPLITE") == 0);
+  CHECK(inuse.at("TCP6") == 12);
+  CHECK(inuse.at("UDP6") == 3);  // no newline at the end
+  CHECK(inuse.count("sockets") == 0);  // "used", not "inuse"
+  // Garbage is left out, not guessed at: an unknown count is dumped.
+  inuse = parse_sockstat_inuse("TCP: inuse x1\nUDP inuse 4\n: inuse 2\nTCP6: inuse\n\n");
+  CHECK(inuse.empty());
+}
