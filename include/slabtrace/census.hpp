@@ -103,7 +103,8 @@ struct Census {
   // tracer saw skbs queued on that is here has been read since.
   std::unordered_set<std::uint64_t> empty_sockets;
   // The processes holding each socket seen, queue or not (unresolved: drops
-  // name the owner of a socket that holds nothing).
+  // name the owner of a socket that holds nothing); only those of the sockets
+  // holding anything when the scan had an owner cache (ScanOptions).
   sockets::OwnerMap owners_by_inode;
 
   const QueuedSocket* find(std::uint64_t inode) const;

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -76,6 +77,11 @@ struct PacketSocketLine {
 };
 std::vector<PacketSocketLine> parse_proc_net_packet(std::istream& in, std::string_view source = "packet");
 
+// The sockets each protocol has hashed in a namespace, from the text of its
+// /proc/net/sockstat or sockstat6: "TCP: inuse 3 orphan 0 ..." -> {"TCP", 3}.
+// Lines without an inuse figure are left out; nothing throws.
+std::unordered_map<std::string, std::uint64_t> parse_sockstat_inuse(std::string_view text);
+
 // Protocol names shared by the inventory and the sock_diag side.
 std::string unix_protocol(unsigned sock_type);    // 1 -> "unix-stream", 2 -> "unix-dgram", 5 -> "unix-seqpacket"
 std::string packet_protocol(unsigned sock_type);  // 3 -> "packet-raw", 2 -> "packet-dgram"
@@ -96,6 +102,50 @@ using OwnerMap = std::unordered_map<std::uint64_t /*socket inode*/, std::vector<
 // the scan are skipped; nothing throws. A process appears once per socket even
 // when it holds several descriptors to it.
 OwnerMap scan_socket_owners(const std::string& proc_root = "/proc");
+
+// A process's descriptor to a socket: /proc/PID/fd/FD.
+struct Descriptor {
+  int pid = 0;
+  int fd = -1;
+};
+
+// Socket owners remembered from one walk of every /proc/PID/fd to the next,
+// for a command that takes a census every few seconds (serve while it
+// watches): the walk reads a link per descriptor on the node, and was most of
+// an idle serve's own CPU time. Only the descriptors are remembered; what an
+// owner is called (comm, cgroup, parent, netns) is read afresh each time it is
+// asked for, through the process's /proc directory, after checking that the
+// remembered descriptor still points at the socket, so an owner that exited,
+// closed it, or whose pid was reused is never reported.
+class OwnerCache {
+ public:
+  // A process can come to hold a socket already known (fork, SCM_RIGHTS)
+  // without any sign in the census: every walk older than this is redone
+  // when an owner is asked for.
+  explicit OwnerCache(double rewalk_after_s = 60) : rewalk_after_s_(rewalk_after_s) {}
+
+  // The owners of each socket in `wanted` (which must be in `seen`, every
+  // socket the census found now; sockets without owners are left out). Walks
+  // every descriptor first when a wanted socket was not there at the last walk
+  // (new, or its inode reused: a socket missing from `seen` is forgotten),
+  // when one of its remembered holders no longer holds it, or when the last
+  // walk is older than rewalk_after_s. A socket no process held at the last
+  // walk stays without owners until then. Wanting nothing reads nothing.
+  OwnerMap owners(const std::string& proc_root, const std::vector<std::uint64_t>& wanted,
+                  const std::unordered_set<std::uint64_t>& seen, double now_s);
+
+  std::size_t walks() const { return walks_; }
+
+ private:
+  void walk(const std::string& proc_root, const std::unordered_set<std::uint64_t>& seen, double now_s);
+
+  double rewalk_after_s_;
+  // Every socket seen since the last walk, with the descriptors that walk found
+  // (none: no process held it then).
+  std::unordered_map<std::uint64_t, std::vector<Descriptor>> known_;
+  std::optional<double> walked_at_;
+  std::size_t walks_ = 0;
+};
 
 // The parent pid from the text of /proc/PID/stat; 0 if it cannot be read.
 int parent_pid_of(std::string_view stat);
@@ -272,6 +322,10 @@ struct SocketInfo : SocketId {
   std::uint64_t queued_bytes() const;
   // Where the kernel lets it be known (see QueueAccounting::queued_skbs).
   std::optional<std::uint64_t> queued_skbs() const;
+  // Anything in its receive, backlog or write queue by the kernel's
+  // accounting, or its /proc/net figure where that was not read: the sockets
+  // the census lists.
+  bool holds_anything() const;
 };
 
 struct NetnsInfo {
@@ -289,6 +343,11 @@ struct ScanOptions {
   // With kernel_accounting: exact skb counts (census_iter.hpp's BPF iterators,
   // root only). Empty: sock_diag's bytes, and its estimates for unix datagrams.
   SkbCounter count_skbs;
+  // Set: owners only of the sockets that hold anything (holds_anything), from
+  // the cache (which walks every descriptor only when it must); the other
+  // sockets have none. Null: every socket's owners, from a walk of every
+  // /proc/PID/fd. The cache must outlive the scan.
+  OwnerCache* owner_cache = nullptr;
 };
 
 class SocketInventory {

@@ -222,6 +222,10 @@ class Tracing {
     // too, counted in skbs only while tracing (watching loads no BPF).
     sockets::ScanOptions census_options;
     if (session_) census_options.count_skbs = session_->skb_counter();
+    // Watching exports the owners of queued sockets only, which the cache
+    // keeps without walking every descriptor each time; tracing also names
+    // the owners of sockets the tracer saw (owners_by_inode), so it walks.
+    else census_options.owner_cache = &owners_;
     census::Census now = census_.take(census_options);
     prometheus::Metrics m = gatherer_ ? gatherer_->gather(now, census_) : untraced_metrics();
     m.socket_census = socket_census_figures(now);
@@ -254,6 +258,7 @@ class Tracing {
 
   const ServeOptions& options_;
   census::NodeCensus census_{k8s::LogDirs{options_.common.pods_dir, options_.common.containers_dir}};
+  sockets::OwnerCache owners_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<MetricsGatherer> gatherer_;  // refers to session_: reset first
 };

@@ -106,7 +106,7 @@ Census build_census(const std::vector<sockets::SocketInfo>& sockets, OwnerResolv
       q.receive_queue_bytes = s.rx_queue_bytes;
     }
     if (!s.owners.empty()) census.owners_by_inode[s.inode] = s.owners;
-    if (q.queued_bytes() == 0) {
+    if (!s.holds_anything()) {
       // Without sock_diag a unix socket's queue is unknown, not empty.
       if (q.kernel_accounting || s.family != "unix") census.empty_sockets.insert(s.inode);
       continue;

@@ -12,8 +12,10 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -179,6 +181,25 @@ std::vector<PacketSocketLine> parse_proc_net_packet(std::istream& in, std::strin
   return lines;
 }
 
+std::unordered_map<std::string, std::uint64_t> parse_sockstat_inuse(std::string_view text) {
+  std::unordered_map<std::string, std::uint64_t> inuse;
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    auto fields = procfs::detail::split_fields(line);
+    if (fields.size() < 3 || fields[0].size() < 2 || fields[0].back() != ':') continue;
+    for (std::size_t i = 1; i + 1 < fields.size(); i += 2) {
+      if (fields[i] != "inuse") continue;
+      std::uint64_t n = 0;
+      auto [ptr, ec] = std::from_chars(fields[i + 1].data(), fields[i + 1].data() + fields[i + 1].size(), n);
+      if (ec == std::errc() && ptr == fields[i + 1].data() + fields[i + 1].size())
+        inuse[std::string(fields[0].substr(0, fields[0].size() - 1))] = n;
+    }
+  }
+  return inuse;
+}
+
 std::string unix_protocol(unsigned sock_type) {
   switch (sock_type) {
     case SOCK_STREAM: return "unix-stream";
@@ -265,71 +286,177 @@ bool is_pid(const char* name) {
   return true;
 }
 
-// One pass over /proc: socket owners, and which processes sit in which network
-// namespace (any of them lets us read that namespace's /proc/net and enter it).
-struct ProcessScan {
-  OwnerMap owners;
-  std::map<std::uint64_t, std::vector<int>> netns_pids;
-  std::size_t unreadable = 0;  // processes whose descriptors we may not read (not root)
+std::uint64_t netns_at(int pid_fd) {
+  auto link = read_link_at(pid_fd, "ns/net");
+  return link ? bracketed_inode(*link, "net") : 0;
+}
+
+// What names a process, read through its /proc directory.
+Owner read_owner(int pid_fd, int pid, std::uint64_t netns) {
+  Owner owner;
+  owner.pid = pid;
+  owner.netns = netns;
+  if (auto comm = read_file_at(pid_fd, "comm")) {
+    owner.comm = std::move(*comm);
+    if (!owner.comm.empty() && owner.comm.back() == '\n') owner.comm.pop_back();
+  }
+  owner.cgroup = cgroup2_path_of(pid_fd);
+  if (auto stat = read_file_at(pid_fd, "stat")) owner.ppid = parent_pid_of(*stat);
+  return owner;
+}
+
+// A socket a process holds, through one of its descriptors.
+struct HeldSocket {
+  std::uint64_t inode = 0;
+  int fd = -1;
 };
 
-ProcessScan scan_processes(const std::string& proc_root) {
-  ProcessScan scan;
-  UniqueDir proc = UniqueDir::open(proc_root.c_str());
-  if (!proc) return scan;
+// One pass over /proc: which processes sit in which network namespace (any of
+// them lets us read that namespace's /proc/net and enter it), and, when asked
+// for, the sockets each one holds.
+struct ProcessWalk {
+  std::map<std::uint64_t, std::vector<int>> netns_pids;
+  std::size_t unreadable = 0;  // processes whose namespace or descriptors we may not read (not root)
+};
 
-  std::vector<std::uint64_t> sockets;  // of one process, reused to spare allocations
+// Calls `holds(pid, pid_fd, netns, sockets)` for every process holding a socket
+// (each once, by its lowest descriptor), unless `holds` is empty: then no
+// descriptor is read.
+using HoldsSockets = std::function<void(int pid, int pid_fd, std::uint64_t netns, const std::vector<HeldSocket>&)>;
+
+ProcessWalk walk_processes(const std::string& proc_root, const HoldsSockets& holds) {
+  ProcessWalk walk;
+  UniqueDir proc = UniqueDir::open(proc_root.c_str());
+  if (!proc) return walk;
+
+  std::vector<HeldSocket> sockets;  // of one process, reused to spare allocations
   while (dirent* entry = proc.next()) {
     if (!is_pid(entry->d_name)) continue;
+    const int pid = std::atoi(entry->d_name);
+    if (!holds) {
+      // Namespaces only: one link per process, without opening its directory.
+      errno = 0;
+      auto link = read_link_at(proc.fd(), fmt::format("{}/ns/net", entry->d_name).c_str());
+      if (std::uint64_t netns = link ? bracketed_inode(*link, "net") : 0) walk.netns_pids[netns].push_back(pid);
+      else if (errno == EACCES) ++walk.unreadable;
+      continue;
+    }
     // Every failure below means the process exited or is not ours to read:
     // skip it (or the part that failed) and go on.
     UniqueDir pid_dir = UniqueDir::open_at(proc.fd(), entry->d_name);
     if (!pid_dir) continue;
     const int pid_fd = pid_dir.fd();
-    const int pid = std::atoi(entry->d_name);
-
-    std::uint64_t netns = 0;
-    if (auto link = read_link_at(pid_fd, "ns/net")) netns = bracketed_inode(*link, "net");
-    if (netns != 0) scan.netns_pids[netns].push_back(pid);
+    const std::uint64_t netns = netns_at(pid_fd);
+    if (netns != 0) walk.netns_pids[netns].push_back(pid);
 
     sockets.clear();
     UniqueDir fds = UniqueDir::open_at(pid_fd, "fd");
     if (!fds) {
-      if (errno == EACCES) ++scan.unreadable;
+      if (errno == EACCES) ++walk.unreadable;
       continue;
     }
     while (dirent* fd_entry = fds.next()) {
       if (fd_entry->d_name[0] == '.') continue;
       auto link = read_link_at(fds.fd(), fd_entry->d_name);
       if (!link) continue;
-      if (std::uint64_t inode = bracketed_inode(*link, "socket")) sockets.push_back(inode);
+      if (std::uint64_t inode = bracketed_inode(*link, "socket")) sockets.push_back({inode, std::atoi(fd_entry->d_name)});
     }
     if (sockets.empty()) continue;
-
-    // Read the process's identity only once it is known to hold a socket.
-    std::sort(sockets.begin(), sockets.end());
-    sockets.erase(std::unique(sockets.begin(), sockets.end()), sockets.end());
-    Owner owner;
-    owner.pid = pid;
-    owner.netns = netns;
-    if (auto comm = read_file_at(pid_fd, "comm")) {
-      owner.comm = std::move(*comm);
-      if (!owner.comm.empty() && owner.comm.back() == '\n') owner.comm.pop_back();
-    }
-    owner.cgroup = cgroup2_path_of(pid_fd);
-    if (auto stat = read_file_at(pid_fd, "stat")) owner.ppid = parent_pid_of(*stat);
-    for (std::uint64_t inode : sockets) scan.owners[inode].push_back(owner);
+    std::sort(sockets.begin(), sockets.end(), [](const HeldSocket& a, const HeldSocket& b) {
+      return a.inode != b.inode ? a.inode < b.inode : a.fd < b.fd;
+    });
+    sockets.erase(std::unique(sockets.begin(), sockets.end(),
+                              [](const HeldSocket& a, const HeldSocket& b) { return a.inode == b.inode; }),
+                  sockets.end());
+    holds(pid, pid_fd, netns, sockets);
   }
-  for (auto& [netns, pids] : scan.netns_pids) std::sort(pids.begin(), pids.end());
-  for (auto& [inode, owners] : scan.owners)
-    std::sort(owners.begin(), owners.end(), [](const Owner& a, const Owner& b) { return a.pid < b.pid; });
+  for (auto& [netns, pids] : walk.netns_pids) std::sort(pids.begin(), pids.end());
+  return walk;
+}
+
+void sort_by_pid(OwnerMap& owners) {
+  for (auto& [inode, list] : owners)
+    std::sort(list.begin(), list.end(), [](const Owner& a, const Owner& b) { return a.pid < b.pid; });
+}
+
+// Every socket's owners, and the namespaces, in one pass.
+struct ProcessScan {
+  OwnerMap owners;
+  ProcessWalk walk;
+};
+
+ProcessScan scan_processes(const std::string& proc_root) {
+  ProcessScan scan;
+  scan.walk = walk_processes(proc_root, [&](int pid, int pid_fd, std::uint64_t netns, const std::vector<HeldSocket>& held) {
+    // Read the process's identity only once it is known to hold a socket.
+    const Owner owner = read_owner(pid_fd, pid, netns);
+    for (const auto& socket : held) scan.owners[socket.inode].push_back(owner);
+  });
+  sort_by_pid(scan.owners);
   return scan;
+}
+
+// The owner behind `held`, if that descriptor still points at socket `inode`.
+// The process's directory is opened first and read through, so a pid reused
+// after the check cannot lend its name.
+std::optional<Owner> still_held(const std::string& proc_root, const Descriptor& held, std::uint64_t inode) {
+  UniqueFd pid_dir(::open(fmt::format("{}/{}", proc_root, held.pid).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!pid_dir) return std::nullopt;
+  auto link = read_link_at(pid_dir.get(), fmt::format("fd/{}", held.fd).c_str());
+  if (!link || bracketed_inode(*link, "socket") != inode) return std::nullopt;
+  return read_owner(pid_dir.get(), held.pid, netns_at(pid_dir.get()));
 }
 
 }  // namespace
 
 OwnerMap scan_socket_owners(const std::string& proc_root) {
   return scan_processes(proc_root).owners;
+}
+
+void OwnerCache::walk(const std::string& proc_root, const std::unordered_set<std::uint64_t>& seen, double now_s) {
+  known_.clear();
+  // Sockets the census did not see (opened since, or of a family it does not
+  // list) are left out: should one turn up queued, it is new to the cache.
+  for (std::uint64_t inode : seen) known_[inode];
+  walk_processes(proc_root, [&](int pid, int, std::uint64_t, const std::vector<HeldSocket>& held) {
+    for (const auto& socket : held)
+      if (auto it = known_.find(socket.inode); it != known_.end()) it->second.push_back({pid, socket.fd});
+  });
+  walked_at_ = now_s;
+  ++walks_;
+}
+
+OwnerMap OwnerCache::owners(const std::string& proc_root, const std::vector<std::uint64_t>& wanted,
+                            const std::unordered_set<std::uint64_t>& seen, double now_s) {
+  // A socket that was gone for one census may come back as another socket
+  // with the same inode number (sockfs numbers wrap): forget it.
+  for (auto it = known_.begin(); it != known_.end();) it = seen.count(it->first) ? std::next(it) : known_.erase(it);
+  OwnerMap owners;
+  if (wanted.empty()) return owners;
+
+  // The owners of every wanted socket from what the cache holds; false at the
+  // first socket it cannot vouch for.
+  auto resolve = [&](bool after_walk) {
+    owners.clear();
+    for (std::uint64_t inode : wanted) {
+      auto it = known_.find(inode);
+      if (it == known_.end()) return false;
+      for (const Descriptor& held : it->second) {
+        if (auto owner = still_held(proc_root, held, inode)) owners[inode].push_back(std::move(*owner));
+        // Just walked: the process exited or closed it since, which a walk
+        // now would only confirm.
+        else if (!after_walk) return false;
+      }
+    }
+    return true;
+  };
+  const bool fresh = walked_at_ && now_s - *walked_at_ < rewalk_after_s_;
+  if (!fresh || !resolve(false)) {
+    walk(proc_root, seen, now_s);
+    resolve(true);
+  }
+  sort_by_pid(owners);
+  return owners;
 }
 
 // ---------------------------------------------------------------------------
@@ -341,6 +468,11 @@ std::uint64_t SocketInfo::queued_bytes() const {
 
 std::optional<std::uint64_t> SocketInfo::queued_skbs() const {
   return accounting ? accounting->queued_skbs : std::nullopt;
+}
+
+bool SocketInfo::holds_anything() const {
+  if (!accounting) return rx_queue_bytes > 0;
+  return accounting->queued_bytes + accounting->backlog_bytes + accounting->write_queue_bytes > 0;
 }
 
 namespace {
@@ -443,16 +575,20 @@ std::vector<NetnsHandle> entry_points(const std::string& proc_root, const std::v
 SocketInventory SocketInventory::scan(const ScanOptions& options) {
   SocketInventory inventory;
   try {
-    ProcessScan processes = scan_processes(options.proc_root);
+    // With a cache, the owners wait until the census knows which sockets
+    // hold anything; the namespaces cost one link per process.
+    ProcessScan processes;
+    if (options.owner_cache) processes.walk = walk_processes(options.proc_root, {});
+    else processes = scan_processes(options.proc_root);
     inventory.own_netns_ = netns_of_pid(options.proc_root, "self");
-    if (processes.netns_pids.empty())
+    if (processes.walk.netns_pids.empty())
       inventory.warnings_.push_back(fmt::format("no process readable under {}", options.proc_root));
-    if (processes.unreadable > 0)
+    if (processes.walk.unreadable > 0)
       inventory.warnings_.push_back(fmt::format(
           "{} processes not readable (needs root): their sockets have no owner, their namespaces are missing",
-          processes.unreadable));
+          processes.walk.unreadable));
 
-    for (auto& [netns, pids] : processes.netns_pids)
+    for (auto& [netns, pids] : processes.walk.netns_pids)
       if (options.all_namespaces || netns == inventory.own_netns_)
         inventory.namespaces_.push_back({netns, std::move(pids)});
 
@@ -478,6 +614,18 @@ SocketInventory SocketInventory::scan(const ScanOptions& options) {
       }
     }
 
+    if (options.owner_cache) {
+      std::vector<std::uint64_t> wanted;
+      std::unordered_set<std::uint64_t> seen;
+      seen.reserve(inventory.sockets_.size());
+      for (const auto& s : inventory.sockets_) {
+        seen.insert(s.inode);
+        if (s.holds_anything()) wanted.push_back(s.inode);
+      }
+      const double now_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+      processes.owners = options.owner_cache->owners(options.proc_root, wanted, seen, now_s);
+    }
     for (auto& s : inventory.sockets_) {
       auto owners = processes.owners.find(s.inode);
       if (owners != processes.owners.end()) s.owners = owners->second;

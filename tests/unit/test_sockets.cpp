@@ -19,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 
 #include <catch2/catch.hpp>
 
@@ -349,6 +350,147 @@ TEST_CASE("SocketInventory assembles tables, owners and namespaces", "[unit]") {
 }
 
 // ---------------------------------------------------------------------------
+// The owner cache: walks only when what it remembers cannot be vouched for
+
+namespace {
+
+std::string pids_of(const OwnerMap& owners, std::uint64_t inode) {
+  auto it = owners.find(inode);
+  if (it == owners.end()) return "none";
+  std::string text;
+  for (const auto& o : it->second) text += (text.empty() ? "" : ",") + std::to_string(o.pid) + ":" + o.comm;
+  return text;
+}
+
+// Points PID's descriptor FD somewhere else (a closed and reopened fd, or a
+// reused pid whose new process has other files).
+void repoint(const FakeProc& proc, int pid, int fd, const std::string& target) {
+  fs::path link = proc.path(std::to_string(pid) + "/fd/" + std::to_string(fd));
+  fs::remove(link);
+  if (!target.empty()) fs::create_symlink(target, link);
+}
+
+}  // namespace
+
+TEST_CASE("OwnerCache walks once, then checks the remembered descriptors", "[unit]") {
+  FakeProc proc;
+  populate(proc);
+  OwnerCache cache(60);
+  const std::unordered_set<std::uint64_t> seen = {7931, 7939, 7944};
+
+  OwnerMap owners = cache.owners(proc.root(), {7931}, seen, 0);
+  CHECK(cache.walks() == 1);
+  CHECK(pids_of(owners, 7931) == "100:leaky,300:other");
+  CHECK(owners.count(7939) == 0);  // not asked for
+  REQUIRE(owners.at(7931).size() == 2);
+  CHECK(owners.at(7931)[0].cgroup == "/kubepods/besteffort/pod1/abc");
+  CHECK(owners.at(7931)[0].netns == kHostNetns);
+  CHECK(owners.at(7931)[1].netns == kPodNetns);
+
+  SECTION("names are read afresh, without a walk") {
+    std::ofstream(proc.path("100/comm")) << "renamed\n";
+    owners = cache.owners(proc.root(), {7931, 7939}, seen, 10);
+    CHECK(cache.walks() == 1);
+    CHECK(pids_of(owners, 7931) == "100:renamed,300:other");
+    CHECK(pids_of(owners, 7939) == "100:renamed");
+  }
+  SECTION("wanting nothing reads nothing, however old the walk") {
+    CHECK(cache.owners(proc.root(), {}, seen, 1000).empty());
+    CHECK(cache.walks() == 1);
+  }
+  SECTION("a holder that closed it: walk, and the new holder is found") {
+    repoint(proc, 300, 0, "");
+    proc.process(400, "heir", "0::/heir\n", kHostNetns, {"socket:[7931]"});
+    owners = cache.owners(proc.root(), {7931}, seen, 10);
+    CHECK(cache.walks() == 2);
+    CHECK(pids_of(owners, 7931) == "100:leaky,400:heir");
+  }
+  SECTION("a pid reused by a process whose descriptor is another file: walk") {
+    // pid 300 also held it by fd 0 only; its new process has fd 0 on a pipe.
+    repoint(proc, 300, 0, "pipe:[99]");
+    owners = cache.owners(proc.root(), {7931}, seen, 10);
+    CHECK(cache.walks() == 2);
+    CHECK(pids_of(owners, 7931) == "100:leaky");
+  }
+  SECTION("a holder that exited: walk") {
+    fs::remove_all(proc.path("300"));
+    owners = cache.owners(proc.root(), {7931}, seen, 10);
+    CHECK(cache.walks() == 2);
+    CHECK(pids_of(owners, 7931) == "100:leaky");
+  }
+  SECTION("a socket that was not there at the walk: walk") {
+    proc.process(500, "newcomer", "0::/new\n", kHostNetns, {"socket:[8000]"});
+    auto now_seen = seen;
+    now_seen.insert(8000);
+    owners = cache.owners(proc.root(), {8000}, now_seen, 10);
+    CHECK(cache.walks() == 2);
+    CHECK(pids_of(owners, 8000) == "500:newcomer");
+  }
+  SECTION("an inode gone from one census is forgotten: its return is a new socket") {
+    cache.owners(proc.root(), {7931}, {7931, 7944}, 10);  // 7939 closed
+    // A socket with the same inode number, shared by another process now: the
+    // remembered holder alone would still check out.
+    proc.process(600, "reuser", "0::/reuse\n", kHostNetns, {"socket:[7939]"});
+    owners = cache.owners(proc.root(), {7939}, seen, 20);
+    CHECK(cache.walks() == 2);
+    CHECK(pids_of(owners, 7939) == "100:leaky,600:reuser");
+  }
+}
+
+TEST_CASE("OwnerCache keeps a socket without holders until the walk is old", "[unit]") {
+  FakeProc proc;
+  populate(proc);
+  OwnerCache cache(60);
+  const std::unordered_set<std::uint64_t> seen = {7931, 7944};
+  // 7944 (the capture socket) is held by no process.
+  CHECK(cache.owners(proc.root(), {7944}, seen, 0).empty());
+  CHECK(cache.owners(proc.root(), {7944}, seen, 30).empty());
+  CHECK(cache.walks() == 1);
+  // Received over a unix socket since, say: only a walk can see that.
+  proc.process(700, "receiver", "0::/r\n", kHostNetns, {"socket:[7944]"});
+  CHECK(pids_of(cache.owners(proc.root(), {7944}, seen, 59), 7944) == "none");
+  CHECK(pids_of(cache.owners(proc.root(), {7944}, seen, 60), 7944) == "700:receiver");
+  CHECK(cache.walks() == 2);
+}
+
+TEST_CASE("SocketInventory with an owner cache names the owners of queued sockets only", "[unit]") {
+  FakeProc proc;
+  populate(proc);
+  proc.net_tables(100, {"udp", "udp6", "tcp", "unix", "packet"});
+  ScanOptions options;
+  options.proc_root = proc.root();
+  options.kernel_accounting = false;
+  OwnerCache cache;
+  options.owner_cache = &cache;
+
+  auto inventory = SocketInventory::scan(options);
+  CHECK(cache.walks() == 1);
+  REQUIRE(inventory.namespaces().size() == 2);  // still from every process's ns/net
+  CHECK(inventory.namespaces()[0].pids == std::vector<int>{100});
+  CHECK(inventory.namespaces()[1].pids == std::vector<int>{300});
+  const SocketInfo* udp = inventory.find(7931);
+  REQUIRE(udp);
+  REQUIRE(udp->holds_anything());  // rx_queue 0x4600
+  REQUIRE(udp->owners.size() == 2);
+  CHECK(udp->owners[0].comm == "leaky");
+  const SocketInfo* unix_receiver = inventory.find(7939);
+  REQUIRE(unix_receiver);
+  CHECK_FALSE(unix_receiver->holds_anything());  // no sock_diag: its queue is unknown
+  CHECK(unix_receiver->owners.empty());
+
+  // The same again: nothing changed, nothing walked.
+  inventory = SocketInventory::scan(options);
+  CHECK(cache.walks() == 1);
+  CHECK(inventory.find(7931)->owners.size() == 2);
+
+  // The same owners as a scan that walks every descriptor.
+  options.owner_cache = nullptr;
+  auto walked = SocketInventory::scan(options);
+  CHECK(walked.find(7931)->owners.size() == 2);
+  CHECK(walked.find(7939)->owners.size() == 1);
+}
+
+// ---------------------------------------------------------------------------
 // Unix queue attribution (pure)
 
 TEST_CASE("unix queues are charged to their senders", "[unit]") {
@@ -617,4 +759,26 @@ TEST_CASE("SocketInventory finds live sockets with their owners and kernel accou
   SECTION("an unread UDP receiver") { as_root(unread_udp_receiver); }
   SECTION("an unread unix datagram socketpair") { as_root(unread_unix_socketpair); }
   SECTION("a socket in a network namespace of its own") { as_root(socket_in_own_netns); }
+}
+
+TEST_CASE("parse_sockstat_inuse reads what each protocol has hashed", "[unit]") {
+  // /proc/net/sockstat and sockstat6 of Linux 6.18, one after the other.
+  auto inuse = parse_sockstat_inuse(
+      "sockets: used 9\n"
+      "TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 452\n"
+      "UDP: inuse 0 mem 0\n"
+      "UDPLITE: inuse 0\n"
+      "RAW: inuse 0\n"
+      "FRAG: inuse 0 memory 0\n"
+      "TCP6: inuse 12\n"
+      "UDP6: inuse 3");
+  CHECK(inuse.at("TCP") == 1);
+  CHECK(inuse.at("UDP") == 0);
+  CHECK(inuse.at("UDPLITE") == 0);
+  CHECK(inuse.at("TCP6") == 12);
+  CHECK(inuse.at("UDP6") == 3);  // no newline at the end
+  CHECK(inuse.count("sockets") == 0);  // "used", not "inuse"
+  // Garbage is left out, not guessed at: an unknown count is dumped.
+  inuse = parse_sockstat_inuse("TCP: inuse x1\nUDP inuse 4\n: inuse 2\nTCP6: inuse\n\n");
+  CHECK(inuse.empty());
 }
