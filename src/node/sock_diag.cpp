@@ -250,8 +250,6 @@ std::uint64_t inode_of(int fd) {
   return ::fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-// Every family in the namespace the calling thread is in. A family the kernel
-// lacks (diag module not built) or refuses is skipped with a warning.
 // What the calling thread's namespace has hashed, per protocol (sockstat's
 // names: "TCP", "UDP6"); empty where the files cannot be read.
 std::unordered_map<std::string, std::uint64_t> hashed_sockets() {
@@ -266,6 +264,8 @@ std::unordered_map<std::string, std::uint64_t> hashed_sockets() {
   return inuse;
 }
 
+// Every family in the namespace the calling thread is in. A family the kernel
+// lacks (diag module not built) or refuses is skipped with a warning.
 void query_families(std::uint64_t netns, std::vector<QueueAccounting>& out, Warnings& warnings) {
   Fd netlink(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!netlink) {
