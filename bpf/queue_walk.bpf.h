@@ -132,6 +132,16 @@ static __always_inline void tie_receive_queue(const struct sock *sk, struct st_t
             BPF_CORE_READ(sk, sk_receive_queue.qlen));
 }
 
+/* A socket whose skbs wait in its receive queue only (TCP, unix, packet). */
+static __always_inline int tie_socket(const struct sock *sk)
+{
+  struct st_tie_walk w = {};
+  tie_receive_queue(sk, &w);
+  if (w.sk_addr)
+    tie_done(sk, &w);
+  return 0;
+}
+
 SEC("iter/udp")
 int st_tie_udp(struct bpf_iter__udp *ctx)
 {
@@ -159,25 +169,14 @@ int st_tie_tcp(struct bpf_iter__tcp *ctx)
   unsigned char state = BPF_CORE_READ(skc, skc_state);
   if (state == ST_TIE_TCP_TIME_WAIT || state == ST_TIE_TCP_NEW_SYN_RECV)
     return 0;
-  const struct sock *sk = (const struct sock *)skc;
-  struct st_tie_walk w = {};
-  tie_receive_queue(sk, &w);
-  if (w.sk_addr)
-    tie_done(sk, &w);
-  return 0;
+  return tie_socket((const struct sock *)skc);
 }
 
 SEC("iter/unix")
 int st_tie_unix(struct bpf_iter__unix *ctx)
 {
   const struct sock *sk = (const struct sock *)ctx->unix_sk;
-  if (!sk)
-    return 0;
-  struct st_tie_walk w = {};
-  tie_receive_queue(sk, &w);
-  if (w.sk_addr)
-    tie_done(sk, &w);
-  return 0;
+  return sk ? tie_socket(sk) : 0;
 }
 
 #define ST_TIE_AF_PACKET 17
@@ -201,11 +200,7 @@ int st_tie_files(struct bpf_iter__task_file *ctx)
   const struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
   if (!sk || BPF_CORE_READ(sk, __sk_common.skc_family) != ST_TIE_AF_PACKET)
     return 0;
-  struct st_tie_walk w = {};
-  tie_receive_queue(sk, &w);
-  if (w.sk_addr)
-    tie_done(sk, &w);
-  return 0;
+  return tie_socket(sk);
 }
 
 #else /* ST_LEGACY: no bpf_loop; the programs exist so both skeletons match */
