@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -332,14 +331,19 @@ inline bool event_has_field(const std::string& event, const std::string& field) 
 // older kernels the socket census finds the holder (pid, cgroup, netns) with
 // the kernel's queued bytes, but counts no skbs: the count is then skipped,
 // with the reason, and the kernel's bytes must show the queue instead.
-inline bool kernel_at_least(int major, int minor) {
-  struct utsname u {};
-  if (::uname(&u) != 0) return false;
-  int ma = 0, mi = 0;
-  if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
-  return ma > major || (ma == major && mi >= minor);
+// The walk needs bpf_loop, as the tracer's loader decides (legacy object
+// without it): asked of the kernel, never of its version.
+inline bool kernel_has_bpf_loop() {
+  static const bool has = [] {
+    std::ifstream in("/proc/kallsyms");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.size() > 11 && line.compare(line.size() - 11, 11, " T bpf_loop") == 0) return true;
+    return false;
+  }();
+  return has;
 }
-inline bool kernel_counts_held_skbs() { return kernel_at_least(5, 17) || !event_format("sock/sk_data_ready").empty(); }
+inline bool kernel_counts_held_skbs() { return kernel_has_bpf_loop() || !event_format("sock/sk_data_ready").empty(); }
 inline void check_held_skbs(const nlohmann::json& holder, double at_least) {
   if (kernel_counts_held_skbs()) {
     CHECK(holder["queued_skbs"].get<double>() >= at_least);
