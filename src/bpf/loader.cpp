@@ -23,7 +23,7 @@
 #include "slabtrace/error.hpp"
 #include "slabtrace/procfs.hpp"
 #include "slabtrace/tracer.hpp"
-#include "slabtrace/unique_fd.hpp"
+#include "slabtrace/bpf_iter.hpp"
 
 // The contract header is shared with BPF: catch layout drift at compile time.
 static_assert(sizeof(st_object) == 16, "live-object value: every byte is megabytes at scale");
@@ -982,16 +982,12 @@ std::vector<std::uint64_t> Tracer::stack(std::int32_t stack_id) const {
 
 std::vector<std::string> Tracer::tie_queues(bool whole_node) const {
   std::vector<std::string> warnings;
-  char sink[256];  // the walkers write nothing: reading runs them over every socket
   for (const auto& [name, link, per_netns] : walker_links_) {
     if (!per_netns && !whole_node) continue;
-    UniqueFd fd(bpf_iter_create(bpf_link__fd(link)));
-    ssize_t n = fd ? 0 : -1;
-    while (fd && (n = ::read(fd.get(), sink, sizeof sink)) != 0)
-      if (n < 0 && errno != EINTR) break;
-    if (n < 0)
+    // The walkers write nothing: reading runs them over every socket.
+    if (int error = run_bpf_iterator(bpf_link__fd(link), nullptr); error != 0)
       warnings.push_back(fmt::format("queue walk {}: {}; its sockets' queued sk_buffs keep their last ties",
-                                     name, errno_text(errno)));
+                                     name, errno_text(error)));
   }
   return warnings;
 }

@@ -16,7 +16,7 @@
 
 #include "census_iter.skel.h"
 #include "slabtrace/census_iter.h"
-#include "slabtrace/unique_fd.hpp"
+#include "slabtrace/bpf_iter.hpp"
 
 namespace slabtrace::census {
 
@@ -163,25 +163,10 @@ SkbIterators::~SkbIterators() {
 sockets::SkbCountScan SkbIterators::count(std::uint64_t netns) const {
   sockets::SkbCountScan scan;
   scan.netns = netns;
-  std::vector<char> buffer(64 * 1024);
   for (const auto& it : iterators_) {
     // The namespace is the opening thread's: one iterator instance per call.
-    UniqueFd fd(bpf_iter_create(bpf_link__fd(it.link)));
-    if (!fd) {
-      scan.warnings.push_back(fmt::format("BPF iterator {}: {}; its exact skb counts are skipped", name_of(it.kind),
-                                          std::strerror(errno)));
-      continue;
-    }
     std::string bytes;
-    int error = 0;
-    while (true) {
-      ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) error = errno;
-      if (n <= 0) break;
-      bytes.append(buffer.data(), std::size_t(n));
-    }
-    if (error != 0) {
+    if (int error = run_bpf_iterator(bpf_link__fd(it.link), &bytes); error != 0) {
       scan.warnings.push_back(fmt::format("BPF iterator {}: {}; its exact skb counts are skipped", name_of(it.kind),
                                           std::strerror(error)));
       continue;
