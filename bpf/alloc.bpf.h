@@ -150,11 +150,36 @@ static __always_inline __u64 alloc_skb_return_site(void *ctx)
   return 0;
 }
 
+/* An sk_buff head is a kmem_cache object the size of struct sk_buff (the head
+ * cache) or of two and a count (the fclone cache). Nothing else allocated in
+ * __alloc_skb is: the data buffer comes from kmalloc, or from the small-head
+ * cache (6.3+), whose objects hold packet bytes and struct skb_shared_info. */
+static __always_inline int skb_head_sized(__u32 object_size)
+{
+  return object_size == bpf_core_type_size(struct sk_buff) ||
+         (bpf_core_type_exists(struct sk_buff_fclones) && object_size == bpf_core_type_size(struct sk_buff_fclones));
+}
+
+/* The requested size of a kmem_cache_alloc event whose cache is known only by
+ * its address (raw_tp, 6.1+): read when the role of an allocation in
+ * __alloc_skb depends on it. */
+#define ST_SIZE_OF_CACHE 0xffffffffu
+
+static __always_inline __u32 cache_object_size(__u64 cache)
+{
+  if (!cache)
+    return 0;
+  const struct kmem_cache *s = (const struct kmem_cache *)cache;
+  return BPF_CORE_READ(s, object_size);
+}
+
 /* cache_key: the bucket's cache (see struct st_bucket_key); ref: what else is
- * known about the cache (struct st_cache_ref); typed: the program may use BTF
- * pointers (tp_btf, raw_tp). */
+ * known about the cache (struct st_cache_ref); object_size: the cache's object
+ * size for kmem_cache_alloc events (ST_SIZE_OF_CACHE: read it from
+ * ref->cache), 0 for kmalloc; typed: the program may use BTF pointers
+ * (tp_btf, raw_tp). */
 static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64 cache_key,
-                                    const struct st_cache_ref *ref, int typed)
+                                    const struct st_cache_ref *ref, __u32 object_size, int typed)
 {
   if (ignored_site(call_site)) {
     stat_add(ST_STAT_BPF_ALLOCS, 1);
@@ -167,7 +192,11 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * is followed, in the same context on the same CPU, by kmalloc_reserve's.
    * Only allocations inside that code touch the pending slot, so unrelated
    * allocations in between (an irq_work, a new slab's metadata) cannot break
-   * the pairing; a failed data allocation clears it.
+   * the pairing; a failed data allocation clears it. Which of the two an
+   * allocation is comes from its size, never from the order alone: attached
+   * between a head and its data, the first data buffer seen would take the
+   * head's role and every later pair would be read the wrong way round
+   * (measured: in 5 runs of 6, every head ended as an address reused).
    * Where kmalloc_reserve is a macro (before 6.3, e.g. 5.10) the data's call
    * site is __alloc_skb's own return address: the head's stack tells it. */
   __u32 skb_flags = 0;
@@ -179,11 +208,14 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     skb_site = 1;
   if (skb_site && cpu) {
     __u64 *slot = &cpu->pending_head[level];
-    pending = *slot;
+    if (object_size == ST_SIZE_OF_CACHE)
+      object_size = cache_object_size(ref->cache);
+    int head = object_size && skb_head_sized(object_size);
+    pending = head ? 0 : *slot;
     *slot = 0;
     if (pending) {
       skb_flags = ST_OBJ_SKB_DATA;
-    } else if (ptr) {
+    } else if (head && ptr) {
       skb_flags = ST_OBJ_SKB_HEAD;
       *slot = ptr;
       if (skb_data_site_is_caller)
@@ -289,7 +321,7 @@ int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struc
   if (!cpu)
     return 0;
   struct st_cache_ref ref = {.name = s->name, .size = s->object_size};
-  return on_alloc(ctx, call_site, (__u64)ptr, as_number(cpu, s), &ref, 1);
+  return on_alloc(ctx, call_site, (__u64)ptr, as_number(cpu, s), &ref, s->object_size, 1);
 }
 
 SEC("tp_btf/kmem_cache_free")
@@ -303,7 +335,7 @@ int BPF_PROG(st_btf_kmalloc, unsigned long call_site, const void *ptr, size_t by
              size_t bytes_alloc, gfp_t gfp, int node)
 {
   struct st_cache_ref ref = {.size = bytes_alloc};
-  return on_alloc(ctx, call_site, (__u64)ptr, kmalloc_key(bytes_alloc, gfp), &ref, 1);
+  return on_alloc(ctx, call_site, (__u64)ptr, kmalloc_key(bytes_alloc, gfp), &ref, 0, 1);
 }
 
 SEC("tp_btf/kfree")
@@ -325,25 +357,29 @@ static __always_inline int raw_cache_alloc(struct bpf_raw_tracepoint_args *ctx)
 {
   __u64 ptr = ctx->args[1];
   struct st_cache_ref ref = {};
+  __u32 object_size = ST_SIZE_OF_CACHE;
   if (alloc_cache_arg == 2) {
     ref.cache = ctx->args[2];
   } else {
+    /* (call_site, ptr, bytes_req, bytes_alloc, gfp): bytes_req is the
+     * cache's object size. */
+    object_size = ctx->args[2];
     ref.cache = object_cache(ptr);
     if (!ref.cache) {
       /* No way to tell the cache: filed under its size, never a guess. */
       ref.size = ctx->args[3];
       return on_alloc(ctx, ctx->args[0], ptr, ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (ref.size & ST_KEY_SIZE_MASK),
-                      &ref, 1);
+                      &ref, object_size, 1);
     }
   }
-  return on_alloc(ctx, ctx->args[0], ptr, ref.cache, &ref, 1);
+  return on_alloc(ctx, ctx->args[0], ptr, ref.cache, &ref, object_size, 1);
 }
 
 static __always_inline int raw_kmalloc(struct bpf_raw_tracepoint_args *ctx)
 {
   /* (call_site, ptr, bytes_req, bytes_alloc, gfp[, node]) in every kernel. */
   struct st_cache_ref ref = {.size = ctx->args[3]};
-  return on_alloc(ctx, ctx->args[0], ctx->args[1], kmalloc_key(ctx->args[3], ctx->args[4]), &ref, 1);
+  return on_alloc(ctx, ctx->args[0], ctx->args[1], kmalloc_key(ctx->args[3], ctx->args[4]), &ref, 0, 1);
 }
 
 SEC("raw_tp/kmem_cache_alloc")
@@ -396,7 +432,7 @@ static __always_inline int tp_cache_alloc(void *ctx)
   } else {
     key = ((__u64)ST_KEY_UNNAMED << ST_KEY_KIND_SHIFT) | (e.bytes_alloc & ST_KEY_SIZE_MASK);
   }
-  return on_alloc(ctx, e.call_site, e.ptr, key, &ref, 0);
+  return on_alloc(ctx, e.call_site, e.ptr, key, &ref, e.bytes_req, 0);
 }
 
 static __always_inline int tp_kmalloc(void *ctx)
@@ -404,7 +440,7 @@ static __always_inline int tp_kmalloc(void *ctx)
   struct st_alloc_event e = {};
   read_kmalloc_tp(ctx, &e);
   struct st_cache_ref ref = {.size = e.bytes_alloc};
-  return on_alloc(ctx, e.call_site, e.ptr, kmalloc_key(e.bytes_alloc, e.gfp), &ref, 0);
+  return on_alloc(ctx, e.call_site, e.ptr, kmalloc_key(e.bytes_alloc, e.gfp), &ref, 0, 0);
 }
 
 SEC("tracepoint/kmem/kmem_cache_alloc")

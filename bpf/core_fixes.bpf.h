@@ -73,17 +73,19 @@ struct trace_event_raw_kmem_free___x {
 struct st_alloc_event {
   __u64 call_site;
   __u64 ptr;
+  __u64 bytes_req; /* kmem_cache_alloc: the cache's object size */
   __u64 bytes_alloc;
   __u64 gfp;
   __u32 name_loc;
 };
 
-/* The four fields every allocation event has, read through format T. */
+/* The five fields every allocation event has, read through format T. */
 #define ST_READ_ALLOC_FIELDS(T, ctx, e)                        \
   do {                                                         \
     T *ev_ = (ctx);                                            \
     (e)->call_site = BPF_CORE_READ(ev_, call_site);            \
     (e)->ptr = (__u64)BPF_CORE_READ(ev_, ptr);                 \
+    (e)->bytes_req = BPF_CORE_READ(ev_, bytes_req);            \
     (e)->bytes_alloc = BPF_CORE_READ(ev_, bytes_alloc);        \
     (e)->gfp = BPF_CORE_READ(ev_, gfp_flags);                  \
   } while (0)
