@@ -15,6 +15,8 @@
 #define ST_CTX_SOFTIRQ 1
 #define ST_CTX_HARDIRQ 2
 
+#define ST_PENDING_UNDECIDED 0xffffffffu
+
 /* Per-CPU scratch state: never read by user space. */
 #define ST_BUCKET_CACHE_BITS 3
 #define ST_BUCKET_CACHE (1 << ST_BUCKET_CACHE_BITS)
@@ -36,6 +38,10 @@ struct st_cpu_state {
    * context, since an interrupt may allocate its own skb in between. */
   __u64 pending_head[3];
   __u64 pending_site[3];    /* the call site its data will have (skb_data_site_is_caller) */
+  /* The stack field the pending head got (ST_OBJ_NO_STACK when it was not
+   * chosen), for its data to share; ST_PENDING_UNDECIDED when the head was
+   * not tracked, and the data decides for itself. */
+  __u32 pending_stack[3];
   __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
   __u64 scratch;            /* turns a typed pointer into a number, see as_number */
   __u32 stack_countdown;    /* tracked allocations until the next stack capture */

@@ -122,6 +122,9 @@ namespace slabtrace {
 // Trims the frames that belong to tracing itself (BPF, tracepoint glue) from
 // the innermost end of a symbolized stack.
 std::vector<std::string> trim_tracing_frames(std::vector<std::string> frames);
+// A head's stack as its data buffer's: from its __alloc_skb frame out (the
+// frames inside are the head cache's allocator, not the data's).
+std::vector<std::string> from_skb_alloc(std::vector<std::string> frames);
 // The protocol-level function that caused an skb allocation ("udp_sendmsg").
 std::string skb_origin(const std::vector<std::string>& frames);
 std::string socket_family_name(std::uint16_t family);

@@ -148,6 +148,9 @@ struct StackReport {
   double oldest_age_s = 0;
   std::vector<std::string> frames;               // innermost first, no offsets
   std::vector<std::string> frames_with_offsets;  // "udp_sendmsg+0x2a5"
+  // "skb_head": sk_buff data buffers, whose stack is the one captured at
+  // their head's allocation, shown from __alloc_skb out; else empty.
+  std::string stack_of;
 };
 
 struct SkbHolder {

@@ -13,6 +13,7 @@
 #include <istream>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "slabtrace/human.hpp"
 #include "slabtrace/sockets.hpp"
@@ -95,6 +96,9 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   // One pass over the live set: per bucket and per (bucket, stack).
   std::unordered_map<std::uint32_t, Agg> per_bucket;
   std::unordered_map<std::uint64_t, Agg> per_stack, head_stacks;
+  // Stacks of data buffers: captured at their sk_buff's head (the BPF side
+  // takes one stack per sk_buff), so they are shown from __alloc_skb out.
+  std::unordered_set<std::uint64_t> data_stacks;
   std::unordered_map<std::uint32_t, Agg> heads_by_bucket, data_by_bucket;
   // skb relations kept in the objects themselves: head -> holding socket,
   // data buffer -> its head.
@@ -146,6 +150,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     }
     if (o.flags & ST_OBJ_SKB_DATA) {
       add(data_by_bucket[o.bucket]);
+      if (o.stack_id >= 0) data_stacks.insert(stack_key(o.bucket, o.stack_id));
       if (o.link) data_links.push_back({o.bucket, o.link, size});
     }
   });
@@ -258,6 +263,10 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     s.oldest_age_s = double(agg.oldest_ms) / 1000.0;
     const auto& addrs = raw_stack(key.second);
     s.frames = trim_tracing_frames(kernel.symbolize(addrs, false));
+    if (data_stacks.count(stack_key(key.first, key.second))) {
+      s.stack_of = "skb_head";
+      s.frames = from_skb_alloc(std::move(s.frames));
+    }
     auto with = kernel.symbolize(addrs, true);
     std::size_t trimmed = addrs.size() - s.frames.size();
     s.frames_with_offsets.assign(with.begin() + std::ptrdiff_t(trimmed), with.end());
@@ -489,6 +498,18 @@ std::vector<std::string> trim_tracing_frames(std::vector<std::string> frames) {
       found = true;
     }
   if (found) frames.erase(frames.begin(), frames.begin() + std::ptrdiff_t(last + 1));
+  return frames;
+}
+
+std::vector<std::string> from_skb_alloc(std::vector<std::string> frames) {
+  // A head's stack enters __alloc_skb from the head cache's allocator; its
+  // data buffer was allocated from the same __alloc_skb call, by another
+  // allocator: what they share starts there.
+  for (std::size_t i = 0; i < frames.size() && i < 8; ++i)
+    if (frames[i] == "__alloc_skb" || starts_with(frames[i], "__alloc_skb.")) {
+      frames.erase(frames.begin(), frames.begin() + std::ptrdiff_t(i));
+      break;
+    }
   return frames;
 }
 

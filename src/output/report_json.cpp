@@ -57,7 +57,8 @@ json stack_json(const model::StackReport& s) {
           {"outstanding_error95", s.outstanding_error},
           {"oldest_age_s", s.oldest_age_s},
           {"frames", s.frames},
-          {"frames_with_offsets", s.frames_with_offsets}};
+          {"frames_with_offsets", s.frames_with_offsets},
+          {"stack_of", s.stack_of.empty() ? json(nullptr) : json(s.stack_of)}};
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ void write_stack(const model::StackReport& s, std::ostream& out, std::size_t max
   out << fmt::format("  {}{} objects, {}, {} — cgroup {}, oldest {:.1f}s\n", group_thousands(s.outstanding), error,
                      human_bytes(s.outstanding_bytes), s.cache, s.cgroup_path, s.oldest_age_s);
   if (s.frames.empty()) out << "      (no stack captured)\n";
+  if (s.stack_of == "skb_head" && !s.frames.empty()) out << "      (sk_buff data: the call path of its head)\n";
   for (std::size_t i = 0; i < s.frames_with_offsets.size() && i < max_frames; ++i)
     out << "      " << s.frames_with_offsets[i] << "\n";
   if (s.frames_with_offsets.size() > max_frames)

@@ -56,6 +56,17 @@ TEST_CASE("record attributes a UDP sk_buff leak to the sender's cgroup and the h
       via_udp_sendmsg += s["outstanding"].get<std::uint64_t>();
   INFO("lost: " << report["lost"].dump() << "\nstacks: " << report["stacks"].dump(1));
   CHECK(via_udp_sendmsg >= 19000);
+  // Their data buffers share each head's stack (one capture per sk_buff),
+  // shown from __alloc_skb out and marked as the head's.
+  std::uint64_t data_via_udp_sendmsg = 0;
+  for (const auto& s : report["stacks"])
+    if (s["cgroup_path"] == sender_cg.path() && s["cache"] == data_cache && stack_has(s, "udp_sendmsg")) {
+      data_via_udp_sendmsg += s["outstanding"].get<std::uint64_t>();
+      CHECK(s["stack_of"] == "skb_head");
+      REQUIRE(!s["frames"].empty());
+      CHECK(s["frames"][0].get<std::string>().rfind("__alloc_skb", 0) == 0);
+    }
+  CHECK(data_via_udp_sendmsg >= 19000);
   // Ages come from jiffies and the kernel's HZ, measured at start-up: the leak
   // was sent within the run, at least 1 s before its end, so its oldest object
   // is between 1 s and the run's length old.

@@ -257,6 +257,16 @@ TEST_CASE("tracing frames are trimmed and the protocol entry is found", "[unit][
   CHECK(socket_family_name(17) == "packet");
 }
 
+TEST_CASE("a data buffer's stack is its head's from __alloc_skb out", "[unit][model]") {
+  auto frames = from_skb_alloc({"kmem_cache_alloc_node_noprof", "__alloc_skb", "alloc_skb_with_frags", "udp_sendmsg"});
+  CHECK(frames == std::vector<std::string>{"__alloc_skb", "alloc_skb_with_frags", "udp_sendmsg"});
+  // A compiler-split copy is the same function.
+  CHECK(from_skb_alloc({"kmem_cache_alloc_node_noprof", "__alloc_skb.part.0", "tcp_send_ack"}).front() == "__alloc_skb.part.0");
+  // No __alloc_skb frame (a clone's stack): nothing to trim, nothing made up.
+  std::vector<std::string> clone = {"kmem_cache_alloc_noprof", "skb_clone", "packet_rcv"};
+  CHECK(from_skb_alloc(clone) == clone);
+}
+
 TEST_CASE("JSON report and stream lines carry the contract fields", "[unit][model][contract]") {
   Report r = leak_report();
   r.kernel = "6.18.44";
