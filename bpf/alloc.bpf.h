@@ -173,6 +173,48 @@ static __always_inline __u32 cache_object_size(__u64 cache)
   return BPF_CORE_READ(s, object_size);
 }
 
+/* Where kmalloc_reserve is a macro (before 6.3), a data buffer's call site is
+ * the return address of its __alloc_skb call, in one of __alloc_skb's few
+ * callers. Each is learned once from a head's stack; a head's stack is taken
+ * only while none is known, and after a head whose data never matched (a
+ * caller not yet seen): a stack walk per head cost ~4 us on this machine.
+ * Nothing but __alloc_skb reports such an address as a call site: it is
+ * where its own _RET_IP_ points. */
+#define ST_SKB_DATA_SITES 16
+__u64 st_skb_data_sites[ST_SKB_DATA_SITES] = {};
+
+static __always_inline int known_data_site(__u64 site)
+{
+  for (int i = 0; i < ST_SKB_DATA_SITES; i++) {
+    __u64 known = st_skb_data_sites[i];
+    if (known == site)
+      return 1;
+    if (!known)
+      return 0;
+  }
+  return 0;
+}
+
+static __always_inline void learn_data_site(__u64 site)
+{
+  if (!site || known_data_site(site))
+    return;
+  for (int i = 0; i < ST_SKB_DATA_SITES; i++) {
+#ifndef ST_LEGACY
+    __u64 was = __sync_val_compare_and_swap(&st_skb_data_sites[i], 0, site);
+    if (was == 0 || was == site)
+      return;
+#else
+    /* No compare-and-swap before 5.12: two CPUs may write one entry, and the
+     * site that lost is learned again from its next unmatched head. */
+    if (!st_skb_data_sites[i]) {
+      st_skb_data_sites[i] = site;
+      return;
+    }
+#endif
+  }
+}
+
 /* cache_key: the bucket's cache (see struct st_bucket_key); ref: what else is
  * known about the cache (struct st_cache_ref); object_size: the cache's object
  * size for kmem_cache_alloc events (ST_SIZE_OF_CACHE: read it from
@@ -198,19 +240,20 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * head's role and every later pair would be read the wrong way round
    * (measured: in 5 runs of 6, every head ended as an address reused).
    * Where kmalloc_reserve is a macro (before 6.3, e.g. 5.10) the data's call
-   * site is __alloc_skb's own return address: the head's stack tells it. */
+   * site is __alloc_skb's own return address (see known_data_site). */
   __u32 skb_flags = 0;
   __u64 pending = 0;
   int level = ctx_level > 2 ? 2 : ctx_level;
   int skb_site = in_skb_alloc(call_site);
-  if (cpu && !skb_site && skb_data_site_is_caller && cpu->pending_head[level] &&
-      call_site == cpu->pending_site[level])
+  if (cpu && !skb_site && skb_data_site_is_caller && cpu->pending_head[level] && !object_size &&
+      (call_site == cpu->pending_site[level] || known_data_site(call_site)))
     skb_site = 1;
   if (skb_site && cpu) {
     __u64 *slot = &cpu->pending_head[level];
     if (object_size == ST_SIZE_OF_CACHE)
       object_size = cache_object_size(ref->cache);
     int head = object_size && skb_head_sized(object_size);
+    __u64 unmatched = head ? *slot : 0; /* a head before this one whose data never came */
     pending = head ? 0 : *slot;
     *slot = 0;
     if (pending) {
@@ -219,8 +262,14 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
       skb_flags = ST_OBJ_SKB_HEAD;
       *slot = ptr;
       cpu->pending_stack[level] = ST_PENDING_UNDECIDED;
-      if (skb_data_site_is_caller)
-        cpu->pending_site[level] = alloc_skb_return_site(ctx);
+      if (skb_data_site_is_caller) {
+        __u64 site = 0;
+        if (unmatched || !st_skb_data_sites[0]) {
+          site = alloc_skb_return_site(ctx);
+          learn_data_site(site);
+        }
+        cpu->pending_site[level] = site;
+      }
     }
   } else if (in_range(call_site, &skb_clone_range)) {
     skb_flags = ST_OBJ_SKB_HEAD;
