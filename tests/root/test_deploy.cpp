@@ -403,7 +403,10 @@ TEST_CASE("the DaemonSet's container, run by podman as deploy/daemonset.yaml say
     REQUIRE(traces);
     json why = prometheus.select("slabtrace_serve_state_info");
     REQUIRE(why.size() == 1);
-    CHECK(why[0]["metric"]["reason"].get<std::string>().find("skbuff_head_cache") != std::string::npos);
+    // Heads and data grow together: the reason names whichever cache of the
+    // leak crossed first (on 6.12 the small-head data cache often does).
+    const std::string reason = why[0]["metric"]["reason"].get<std::string>();
+    CHECK((reason.find("skbuff_head_cache") != std::string::npos || reason.find(data_cache) != std::string::npos));
   }
   const long leak = 20000;
   const double leak_started_unix = double(time(nullptr));
