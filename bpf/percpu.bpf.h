@@ -16,6 +16,7 @@
 #define ST_CTX_HARDIRQ 2
 
 #define ST_PENDING_UNDECIDED 0xffffffffu
+#define ST_SIZE_MEMO 2
 
 /* Per-CPU scratch state: never read by user space. */
 #define ST_BUCKET_CACHE_BITS 3
@@ -42,6 +43,13 @@ struct st_cpu_state {
    * chosen), for its data to share; ST_PENDING_UNDECIDED when the head was
    * not tracked, and the data decides for itself. */
   __u32 pending_stack[3];
+  /* Object sizes of the caches __alloc_skb allocated from (see cache_object_size). */
+  struct {
+    __u64 cache;
+    __u32 object_size;
+    __u32 pad;
+  } size_memo[ST_SIZE_MEMO];
+  __u32 size_memo_next;
   __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
   __u64 scratch;            /* turns a typed pointer into a number, see as_number */
   __u32 stack_countdown;    /* tracked allocations until the next stack capture */
