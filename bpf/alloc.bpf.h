@@ -29,26 +29,73 @@ struct {
 /* Stacks for 1 in 2^stack_shift tracked allocations, at random. Not by
  * address: churn recycles a few hot addresses (per-CPU caches), and one of them
  * in the stack sample made every reuse pay a stack walk (~2.6 us), which made
- * the cost of a run depend on which addresses the slab handed out. */
-static __always_inline int stack_sampled(struct st_cpu_state *cpu)
+ * the cost of a run depend on which addresses the slab handed out.
+ * A capture costs 0.5-4 us (the unwinder), which at 1 in 64 was a fifth of
+ * the default mode's cost under UDP churn. Past stack_budget captures in a
+ * window on this CPU, the rest of the window draws 2^ST_STACK_THROTTLE_SHIFT
+ * times more rarely, and its objects are marked so that the report weighs
+ * them by the rate they were drawn at: still unbiased, at a bounded cost. */
+#define ST_DRAW_NONE 0
+#define ST_DRAW_FULL 1      /* drawn at 1 in 2^stack_shift */
+#define ST_DRAW_THROTTLED 2 /* drawn at the throttled rate */
+#define ST_OBJ_STACK_BITS ((ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT) | ST_OBJ_STACK_THROTTLED)
+
+static __always_inline int stack_draw(struct st_cpu_state *cpu)
 {
   if (stack_shift == ST_STACK_NONE)
-    return 0;
+    return ST_DRAW_NONE;
   if (stack_shift == 0)
-    return 1;
+    return ST_DRAW_FULL;
   if (!cpu)
-    return 0;
+    return ST_DRAW_NONE;
   /* A random gap to the next capture, uniform over 0..2N-2 (mean N-1): one
    * capture per N tracked allocations on average, one random draw per capture
-   * instead of per allocation. */
+   * instead of per allocation. The object that ends a gap is drawn at the
+   * rate the gap was drawn at. */
   if (cpu->stack_countdown) {
     cpu->stack_countdown--;
-    return 0;
+    return ST_DRAW_NONE;
   }
-  __u32 n = 1u << stack_shift;
+  int drawn = cpu->stack_gap_throttled ? ST_DRAW_THROTTLED : ST_DRAW_FULL;
+  __u32 shift = stack_shift;
+  if (stack_budget) {
+    /* A clock read per capture, not per allocation. */
+    __u64 now = bpf_ktime_get_ns();
+    if (now - cpu->stack_window_start >= ST_STACK_WINDOW_NS) {
+      cpu->stack_window_start = now;
+      cpu->stack_window_captures = 0;
+    }
+    if (++cpu->stack_window_captures > stack_budget)
+      shift += ST_STACK_THROTTLE_SHIFT; /* user space keeps stack_shift + this below 31 */
+  }
+  cpu->stack_gap_throttled = shift != stack_shift;
+  __u32 n = 1u << (shift & 31);
   __u32 r = bpf_get_prandom_u32() & (2 * n - 1);
   cpu->stack_countdown = r == 2 * n - 1 ? n - 1 : r;
-  return 1;
+  if (drawn == ST_DRAW_THROTTLED)
+    stat_add(ST_STAT_STACKS_THROTTLED, 1);
+  return drawn;
+}
+
+/* The stack bits of an object's `packed` for a draw: the stack id, and the
+ * rate it was drawn at; no stack when the draw or the capture failed. */
+static __always_inline __u32 stack_bits_of(void *ctx, int drawn)
+{
+  if (drawn == ST_DRAW_NONE)
+    return ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT;
+  long id = bpf_get_stackid(ctx, &st_stacks, 0);
+  /* -EEXIST: another stack owns this hash bucket, and replacing it would
+   * relabel the objects already filed under it. Without the innermost
+   * frame (the allocator entry point) the hash lands elsewhere; the call
+   * path is kept, which is what the report is about. */
+  if (id == -ST_EEXIST)
+    id = bpf_get_stackid(ctx, &st_stacks, 1);
+  if (id < 0) {
+    stat_add(ST_STAT_STACK_ERRORS, 1);
+    return ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT;
+  }
+  return (((__u32)id & ST_OBJ_NO_STACK) << ST_OBJ_STACK_SHIFT) |
+         (drawn == ST_DRAW_THROTTLED ? ST_OBJ_STACK_THROTTLED : 0);
 }
 
 /* Allocation time in jiffies: bpf_ktime_get_ns cost ~45 ns per tracked
@@ -262,7 +309,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     __u64 *slot = &cpu->pending_head[level];
     if (object_size == ST_SIZE_OF_CACHE)
       object_size = cache_object_size(cpu, ref->cache);
-    int head = object_size && skb_head_sized(object_size);
+    int head = skb_head_sized(object_size);
     __u64 unmatched = head ? *slot : 0; /* a head before this one whose data never came */
     pending = head ? 0 : *slot;
     *slot = 0;
@@ -323,39 +370,19 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     return 0;
   }
 
+  /* A data buffer shares the stack draw of its head, whose call path it is:
+   * one capture per sk_buff. A data buffer whose head is untracked draws
+   * alone, so every object is still chosen with the same probability. */
+  __u32 inherited = cpu && (skb_flags & ST_OBJ_SKB_DATA) ? cpu->pending_stack[level] : ST_PENDING_UNDECIDED;
+  __u32 stack_bits =
+      inherited != ST_PENDING_UNDECIDED ? inherited & ST_OBJ_STACK_BITS : stack_bits_of(ctx, stack_draw(cpu));
+  if (cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr)
+    cpu->pending_stack[level] = stack_bits;
   struct st_object obj = {
-      .packed = (idx & ST_OBJ_BUCKET_MASK) | (ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT) | skb_flags,
+      .packed = (idx & ST_OBJ_BUCKET_MASK) | stack_bits | skb_flags,
       .alloc_tick = now_tick(),
       .link = (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
   };
-  /* A data buffer shares the stack decision of its head, whose call path it
-   * is: one capture per sk_buff, where a capture costs ~4 us here (a third of
-   * the default mode's cost). A data buffer whose head is untracked decides
-   * alone, so every object is still chosen with the same probability. */
-  __u32 stack = ST_OBJ_NO_STACK;
-  __u32 inherited = ST_PENDING_UNDECIDED;
-  if (cpu && (skb_flags & ST_OBJ_SKB_DATA)) {
-    inherited = cpu->pending_stack[level];
-    cpu->pending_stack[level] = ST_PENDING_UNDECIDED;
-  }
-  if (inherited != ST_PENDING_UNDECIDED) {
-    stack = inherited & ST_OBJ_NO_STACK;
-  } else if (stack_sampled(cpu)) {
-    long id = bpf_get_stackid(ctx, &st_stacks, 0);
-    /* -EEXIST: another stack owns this hash bucket, and replacing it would
-     * relabel the objects already filed under it. Without the innermost
-     * frame (the allocator entry point) the hash lands elsewhere; the call
-     * path is kept, which is what the report is about. */
-    if (id == -ST_EEXIST)
-      id = bpf_get_stackid(ctx, &st_stacks, 1);
-    if (id < 0)
-      stat_add(ST_STAT_STACK_ERRORS, 1);
-    else
-      stack = (__u32)id & ST_OBJ_NO_STACK;
-  }
-  if (cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr)
-    cpu->pending_stack[level] = stack;
-  obj.packed = (obj.packed & ~(ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT)) | (stack << ST_OBJ_STACK_SHIFT);
   /* An allocation at an address we think is live proves we missed its free. */
   int err = live_try_insert(ptr, &obj);
   if (err == ST_INSERT_STALE) {

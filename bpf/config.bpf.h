@@ -15,8 +15,10 @@
 /* Set by user space before load. */
 const volatile __u32 sample_shift = 0;          /* track 1 in 2^shift addresses */
 /* Stacks for 1 in 2^stack_shift tracked objects (ST_STACK_NONE: none), drawn
- * at random (see stack_sampled): unbiased, and scaled in the report. */
+ * at random (see stack_draw): unbiased, and scaled in the report. */
 const volatile __u32 stack_shift = 0;
+/* Stack captures per CPU per ST_STACK_WINDOW_NS at the full rate; 0: no limit. */
+const volatile __u32 stack_budget = 0;
 const volatile __u32 kmalloc_max_cache_size = 8192;
 /* Buckets the maps have room for (user space sizes them; <= ST_MAX_BUCKETS). */
 const volatile __u32 bucket_limit = ST_MAX_BUCKETS;

@@ -88,14 +88,7 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
                 ST_OBJ_SKB_ADOPTED,
       .alloc_tick = data->obj.alloc_tick,
   };
-  if (stack_sampled(cpu)) {
-    long id = bpf_get_stackid(ctx, &st_stacks, 0);
-    if (id >= 0)
-      obj.packed = (obj.packed & ~(ST_OBJ_NO_STACK << ST_OBJ_STACK_SHIFT)) |
-                   (((__u32)id & ST_OBJ_NO_STACK) << ST_OBJ_STACK_SHIFT);
-    else
-      stat_add(ST_STAT_STACK_ERRORS, 1);
-  }
+  obj.packed = (obj.packed & ~ST_OBJ_STACK_BITS) | stack_bits_of(ctx, stack_draw(cpu));
   if (live_insert_settle(addr, &obj, live_try_insert(addr, &obj)))
     return 0;
   c->allocs += 1;

@@ -53,6 +53,9 @@ struct st_cpu_state {
   __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
   __u64 scratch;            /* turns a typed pointer into a number, see as_number */
   __u32 stack_countdown;    /* tracked allocations until the next stack capture */
+  __u32 stack_gap_throttled; /* the countdown was drawn at the throttled rate */
+  __u32 stack_window_captures; /* captures in the current budget window */
+  __u64 stack_window_start;  /* ktime of that window's first capture */
   __u32 buckets_made;       /* ST_LEGACY: buckets this CPU created (see bucket_create) */
 };
 

@@ -28,6 +28,7 @@ BPFTRACE_KEYS = 1048576  # bpftrace keeps 4096 keys per map by default: far too 
 
 # Targets (issues 5 and 13) and references (design.md, Performance).
 TARGET_DEFAULT_RATIO = 0.88
+TARGET_DEFAULT_FLOOR = 0.92   # the floor's ratio the 0.88 was set against (issue 13)
 TARGET_EXACT_RATIO = 0.75
 TARGET_COST_FACTOR = 2        # default mode's BPF ns per kmem event <= this x the floor's
 TARGET_SERVE_WATCH_RATIO = 0.97
@@ -380,7 +381,7 @@ class Bench:
         floor_ns = self.ns_per_kmem_event("floor")
         L += ["", "UDP churn (st_workload udp-churn: 1 message = an skb head + a 1 KiB data buffer allocated and freed; "
               "~1.3 M kmem events/s, the worst case)",
-              f"{'mode':<22} {'flags':<28} {'attach':<16} {'msgs/s':>9} {'ratio':>6} {'BPF ns':>7}  {'target':<34} verdict"]
+              f"{'mode':<22} {'flags':<28} {'attach':<16} {'msgs/s':>9} {'ratio':>6} {'BPF ns':>7}  {'target':<48} verdict"]
         for m in MODES:
             if a.modes and m.key not in a.modes and m.key != "nothing":
                 continue
@@ -391,8 +392,13 @@ class Bench:
                 target = "reference: 0.92, ~52 ns"
             elif m.key == "default":
                 limit = (floor_ns or 0) * TARGET_COST_FACTOR
-                target = f"ratio >= {TARGET_DEFAULT_RATIO}, ns <= {limit:.0f}"
-                verdict = f"{check(r, '>=', TARGET_DEFAULT_RATIO)}/{check(ns, '<=', limit if floor_ns else None)}"
+                # 0.88 where the floor gives 0.92: on a machine whose empty
+                # programs cost more, the same share of the floor's throughput.
+                scaled = fl * TARGET_DEFAULT_RATIO / TARGET_DEFAULT_FLOOR if fl else None
+                target = f"ratio >= {TARGET_DEFAULT_RATIO} ({scaled:.2f} of this floor), ns <= {limit:.0f}" if scaled else \
+                    f"ratio >= {TARGET_DEFAULT_RATIO}, ns <= {limit:.0f}"
+                verdict = (f"{check(r, '>=', TARGET_DEFAULT_RATIO)} ({check(r, '>=', scaled)})/"
+                           f"{check(ns, '<=', limit if floor_ns else None)}")
             elif m.key == "exact":
                 target = f"ratio >= {TARGET_EXACT_RATIO}"
                 verdict = check(r, ">=", TARGET_EXACT_RATIO)
@@ -409,7 +415,7 @@ class Bench:
             if m.key == "bpftrace":
                 flags = f"keys {BPFTRACE_KEYS}"
             L.append(f"{m.label:<22} {flags:<28} {self.attach.get(m.key, '-'):<16} {fig(self.rate('udp-churn', m.key)):>9} "
-                     f"{fig(r, 2):>6} {fig(ns) if m.key not in ('nothing', 'serve-watch') else '-':>7}  {target:<34} {verdict}"[:200])
+                     f"{fig(r, 2):>6} {fig(ns) if m.key not in ('nothing', 'serve-watch') else '-':>7}  {target:<48} {verdict}"[:200])
         if not a.churn_only:
             L += ["", "Real workloads: ratio to nothing attached (same round), throughput without bpf_stats",
                   "  tcp-bulk   iperf3 over loopback, one stream; exec-churn  fork + exec /bin/true, one at a time;",

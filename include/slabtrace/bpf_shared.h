@@ -17,6 +17,12 @@
 #define ST_MAX_IGNORE_RANGES 4
 #define ST_STACK_ALL 0       /* stack_shift: a stack for every tracked object */
 #define ST_STACK_NONE 255
+/* Past the stack budget (stack_budget captures per CPU per
+ * ST_STACK_WINDOW_NS), stacks are drawn 2^ST_STACK_THROTTLE_SHIFT times more
+ * rarely, and the objects that get one say so (ST_OBJ_STACK_THROTTLED): each
+ * stands for that many more in the report. */
+#define ST_STACK_THROTTLE_SHIFT 4
+#define ST_STACK_WINDOW_NS 100000000ull
 
 /* kmalloc objects carry no cache pointer: their "cache key" encodes the kind
  * and the slab size (kind << ST_KEY_KIND_SHIFT | size). Named keys (classic
@@ -81,13 +87,16 @@ struct st_counters {
  * of kernel memory. Its size is its bucket's (every bucket has one object
  * size: a kmem_cache, a kmalloc-N, or a kmalloc-large page order). The skb
  * relations live here too, so that an sk_buff costs no extra map entries.
- * `packed` = bucket (13 bits) | stack id (15 bits) << 13 | ST_OBJ_SKB_*. */
+ * `packed` = bucket (13 bits) | stack id (15 bits) << 13 |
+ * ST_OBJ_STACK_THROTTLED | ST_OBJ_SKB_*. */
 #define ST_OBJ_SKB_HEAD (1u << 31)
 #define ST_OBJ_SKB_DATA (1u << 30)
 /* An skb head first seen on a receive path, not allocated (NAPI skb cache):
  * adopted into the skb head cache's bucket (bpf/napi.bpf.h). */
 #define ST_OBJ_SKB_ADOPTED (1u << 29)
 #define ST_OBJ_FLAGS (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA | ST_OBJ_SKB_ADOPTED)
+/* Its stack was drawn at the throttled rate (see ST_STACK_THROTTLE_SHIFT). */
+#define ST_OBJ_STACK_THROTTLED (1u << 28)
 #define ST_OBJ_BUCKET_MASK (ST_MAX_BUCKETS - 1)
 #define ST_OBJ_STACK_SHIFT 13
 #define ST_OBJ_NO_STACK 0x7fffu /* not sampled, or the capture failed */
@@ -166,6 +175,7 @@ enum st_stat {
   ST_STAT_IRQ_CONTEXT_UNKNOWN, /* preempt count unreadable or not this CPU's */
   ST_STAT_ADOPTED,           /* skb heads adopted on a receive path (no allocation event) */
   ST_STAT_ADOPT_NO_CACHE,    /* heads seen before any skb head allocation named the cache: not adopted */
+  ST_STAT_STACKS_THROTTLED,  /* stacks drawn at the throttled rate (the CPU was past its stack budget) */
   ST_STAT_COUNT,
 };
 

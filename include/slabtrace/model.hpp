@@ -309,6 +309,7 @@ struct RunInfo {
   double duration_s = 0;
   std::uint64_t sample_rate = 1;
   std::uint64_t stack_sample_rate = 1;  // 0: no stacks
+  std::uint64_t stack_budget = 0;       // captures per second per CPU at that rate; 0: no limit
   std::string attach_mode;
 };
 
@@ -320,6 +321,7 @@ struct Report : RunInfo {
   Lost lost;
   std::vector<ProgramCost> costs;
   std::uint64_t live_objects = 0;   // entries in the live map at the end (unscaled)
+  std::uint64_t stacks_throttled = 0;  // stacks drawn past the budget, at 1 in 16 of the rate (unscaled)
   std::uint64_t live_capacity = 0;
   std::vector<Trend> trends;          // buckets with something outstanding, largest first
   std::vector<Finding> findings;      // most important first, by bytes within a kind

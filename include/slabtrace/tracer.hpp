@@ -56,6 +56,9 @@ struct TracerOptions {
   AttachMode attach_mode = AttachMode::Auto;
   std::uint32_t sample_shift = 0;        // track 1 in 2^shift addresses
   std::uint32_t stack_shift = 0;         // stacks for 1 in 2^shift tracked objects; ST_STACK_NONE: none
+  // Captures per CPU per ST_STACK_WINDOW_NS at that rate, then 2^ST_STACK_THROTTLE_SHIFT times
+  // fewer for the rest of the window; 0: no limit.
+  std::uint32_t stack_budget = 0;
   std::uint32_t max_objects = 1u << 20;  // objects the live table has room for
   std::uint32_t max_buckets = ST_MAX_BUCKETS;  // (cache, cgroup) pairs at once, <= ST_MAX_BUCKETS
   std::string btf_path;                  // custom vmlinux BTF, for kernels without /sys/kernel/btf
@@ -90,6 +93,7 @@ struct LiveObject {
   std::uint64_t addr = 0;
   std::uint32_t bucket = 0;
   std::int32_t stack_id = -1;  // -1: no stack
+  bool stack_throttled = false;  // drawn at the throttled rate: stands for 2^ST_STACK_THROTTLE_SHIFT more
   std::uint32_t flags = 0;     // ST_OBJ_SKB_*
   std::uint32_t alloc_tick = 0;  // jiffies, low 32 bits
   std::uint64_t age_ms = 0;       // at the time of the walk

@@ -611,6 +611,7 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
   ro->have_rdonly_cast = rdonly_cast_ ? 1 : 0;
   ro->preempt_count_from_rq = pc_from_rq.value_or(0);
   ro->stack_shift = options.stack_shift;
+  ro->stack_budget = options.stack_budget;
   ro->nr_cpus = std::uint32_t(ncpus_);
   ro->have_task_btf = task_btf_ ? 1 : 0;
   ro->alloc_cache_arg = alloc_cache_arg_;
@@ -918,6 +919,7 @@ LiveObject unpack(std::uint64_t addr, const volatile st_slot& slot) {
   o.bucket = ST_OBJ_BUCKET(packed);
   std::uint32_t stack = ST_OBJ_STACK(packed);
   o.stack_id = stack == ST_OBJ_NO_STACK ? -1 : std::int32_t(stack);
+  o.stack_throttled = o.stack_id >= 0 && (packed & ST_OBJ_STACK_THROTTLED);
   o.flags = packed & ST_OBJ_FLAGS;
   o.alloc_tick = slot.obj.alloc_tick;
   o.link = slot.obj.link;

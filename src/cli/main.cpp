@@ -63,6 +63,10 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
   cmd->add_option("--stack-sample", o.stack_sample,
                    "capture the stack of 1 in N tracked objects (power of two; per-stack counts scaled)")
       ->check(kPositive);
+  cmd->add_option("--stack-budget", o.stack_budget,
+                  "stack captures per second per CPU at the --stack-sample rate; past it 16 times fewer, "
+                  "weighted in the report (0: no limit)")
+      ->check(kNonNegative);
   cmd->add_option("--pods-dir", o.pods_dir, "kubelet's pod log directory (pod names)");
   cmd->add_option("--containers-dir", o.containers_dir, "kubelet's container log directory (container names)");
   cmd->add_flag("!--no-cost", o.measure_cost, "do not measure slabtrace's own cost (kernel bpf_stats)");

@@ -141,6 +141,9 @@ SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   o.tracer.queue_ties = c.queue_ties;
   o.tracer.sample_shift = power_of_two_shift(c.sample, "--sample");
   o.tracer.stack_shift = c.no_stacks ? ST_STACK_NONE : power_of_two_shift(c.stack_sample, "--stack-sample");
+  // Per second in the option, per ST_STACK_WINDOW_NS (0.1 s) in the BPF side.
+  if (o.tracer.stack_shift != ST_STACK_NONE && o.tracer.stack_shift != ST_STACK_ALL && c.stack_budget)
+    o.tracer.stack_budget = std::max<std::uint32_t>(1, std::uint32_t(std::uint64_t(c.stack_budget) * ST_STACK_WINDOW_NS / 1000000000ull));
   o.measure_cost = c.measure_cost;
   o.kubelet_logs = {c.pods_dir, c.containers_dir};
   o.tracer.max_objects = c.max_objects;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <istream>
 #include <sstream>
@@ -24,6 +25,9 @@ namespace {
 
 struct Agg {
   std::uint64_t count = 0, bytes = 0, oldest_ms = 0;
+  // Of count, the objects whose stack was drawn at the throttled rate
+  // (past the stack budget): each stands for 2^ST_STACK_THROTTLE_SHIFT more.
+  std::uint64_t throttled = 0, throttled_bytes = 0;
 };
 
 // Keyed by bucket << 32 | stack id: one hash per object over millions.
@@ -141,7 +145,12 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
       a.oldest_ms = std::max(a.oldest_ms, age);
     };
     add(per_bucket[o.bucket]);
-    add(per_stack[stack_key(o.bucket, o.stack_id)]);
+    auto& of_stack = per_stack[stack_key(o.bucket, o.stack_id)];
+    add(of_stack);
+    if (o.stack_throttled) {
+      of_stack.throttled += 1;
+      of_stack.throttled_bytes += size;
+    }
     if (o.flags & ST_OBJ_SKB_HEAD) {
       add(heads_by_bucket[o.bucket]);
       add(head_stacks[stack_key(o.bucket, o.stack_id)]);
@@ -257,9 +266,13 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     s.cgroup_id = b->cgroup_id;
     s.cgroup_path = kernel.cgroup_path(b->cgroup_id);
     s.stack_id = key.second;
-    s.outstanding = agg.count * stack_scale;
-    s.outstanding_bytes = agg.bytes * stack_scale;
-    s.outstanding_error = error95(agg.count, stack_scale);
+    // Each object stands for the rate its stack was drawn at.
+    constexpr std::uint64_t kThrottled = 1u << ST_STACK_THROTTLE_SHIFT;
+    const std::uint64_t full = agg.count - agg.throttled;
+    s.outstanding = (full + agg.throttled * kThrottled) * stack_scale;
+    s.outstanding_bytes = (agg.bytes - agg.throttled_bytes + agg.throttled_bytes * kThrottled) * stack_scale;
+    s.outstanding_error = std::uint64_t(std::ceil(std::hypot(double(error95(full, stack_scale)),
+                                                            double(error95(agg.throttled, stack_scale * kThrottled)))));
     s.oldest_age_s = double(agg.oldest_ms) / 1000.0;
     const auto& addrs = raw_stack(key.second);
     s.frames = trim_tracing_frames(kernel.symbolize(addrs, false));
@@ -472,6 +485,12 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   if (stacks_sampled)
     rep.notes.push_back(fmt::format("stacks sampled from 1 in {} tracked objects: per-stack counts are estimates",
                                     run.stack_sample_rate));
+  rep.stacks_throttled = st.v[ST_STAT_STACKS_THROTTLED];
+  if (rep.stacks_throttled)
+    rep.notes.push_back(fmt::format(
+        "stack captures were held to {} per second per CPU: {} stacks were drawn at 1 in {} and count {} times each",
+        group_thousands(run.stack_budget), group_thousands(rep.stacks_throttled),
+        group_thousands(run.stack_sample_rate << ST_STACK_THROTTLE_SHIFT), 1u << ST_STACK_THROTTLE_SHIFT));
   return rep;
 }
 

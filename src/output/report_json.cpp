@@ -193,6 +193,8 @@ json report_json(const model::Report& r) {
           {"duration_s", r.duration_s},
           {"sample_rate", r.sample_rate},
           {"stack_sample_rate", r.stack_sample_rate},
+          {"stack_budget", r.stack_budget},
+          {"stacks_throttled", r.stacks_throttled},
           {"attach_mode", r.attach_mode},
           {"findings", findings},
           {"verdicts", r.verdicts},

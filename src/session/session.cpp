@@ -439,6 +439,7 @@ model::Report Session::report() {
   run.duration_s = elapsed_s();
   run.sample_rate = scale();
   run.stack_sample_rate = options_.tracer.stack_shift == ST_STACK_NONE ? 0 : stack_scale();
+  run.stack_budget = std::uint64_t(options_.tracer.stack_budget) * 1000000000ull / ST_STACK_WINDOW_NS;
   run.attach_mode = bpf::to_string(tracer_->attach_mode());
   run.kernel_limits = tracer_->limitations();
   run.min_age_s = options_.min_age_s;

@@ -89,6 +89,32 @@ TEST_CASE("record attributes a UDP sk_buff leak to the sender's cgroup and the h
     CHECK(report["verdicts"][0].get<std::string>().find("sk_buff leak") != std::string::npos);
 }
 
+TEST_CASE("stacks drawn past the stack budget are weighted by the rate they were drawn at", "[root][record][stacks]") {
+  REQUIRE_ROOT_OR_SKIP();
+  TestCgroup sender_cg("sender"), holder_cg("holder");
+  UdpHolder holder(holder_cg);
+  // One capture per CPU per 0.1 s at 1 in 64: nearly every stack of the
+  // 20,000 heads is drawn at the throttled rate, 1 in 1,024.
+  auto tracer = start_slabtrace({"record", "--duration", kUntilStopped, "--format", "json", "--stack-budget", "10"});
+  udp_send(sender_cg, holder.port, 20000);
+  wait_udp_queue_settled(holder.port);
+  json report = stop_json(*tracer);
+  holder.exit();
+
+  CHECK(report["stack_sample_rate"] == 64);
+  CHECK(report["stack_budget"] == 10);
+  CHECK(report["stacks_throttled"].get<std::uint64_t>() > 0);
+  std::uint64_t via_udp_sendmsg = 0;
+  for (const auto& s : report["stacks"])
+    if (s["cgroup_path"] == sender_cg.path() && s["cache"] == "skbuff_head_cache" && stack_has(s, "udp_sendmsg"))
+      via_udp_sendmsg += s["outstanding"].get<std::uint64_t>();
+  INFO("stacks: " << report["stacks"].dump(1) << "\nnotes: " << report["notes"].dump());
+  // ~20 draws of weight 1,024: the 95 % interval is about +-9,000 around
+  // 20,000. Unweighted, the same draws would come to ~1,300.
+  CHECK(via_udp_sendmsg > 6000);
+  CHECK(via_udp_sendmsg < 45000);
+}
+
 TEST_CASE("objects leave the live set when the holder exits", "[root][record]") {
   REQUIRE_ROOT_OR_SKIP();
   TestCgroup sender_cg("sender"), holder_cg("holder");

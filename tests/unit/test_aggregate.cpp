@@ -194,3 +194,28 @@ TEST_CASE("memory.stat: the memory controller's own slab count per cgroup, start
   REQUIRE(r.cgroups.size() == 1);
   CHECK(r.cgroups[0].memory_slab_unreclaimable_delta == std::optional<std::int64_t>(2 << 20));
 }
+
+TEST_CASE("aggregate: stacks drawn past the stack budget count for the rate they were drawn at", "[unit][aggregate]") {
+  // 100 heads with stack 7 drawn at 1 in 64, 10 more drawn at 1 in 1024
+  // (the throttled rate): 100 * 64 + 10 * 1024 heads on that path.
+  UdpLeak leak(100);
+  leak.run.stack_sample_rate = 64;
+  leak.run.stack_budget = 500;
+  leak.trace.add_live(0, 10, 9.0, 9.0, 7, ST_OBJ_SKB_HEAD, 0xAA);
+  for (std::size_t i = leak.trace.live.size() - 10; i < leak.trace.live.size(); ++i) leak.trace.live[i].stack_throttled = true;
+  leak.trace.health.v[ST_STAT_STACKS_THROTTLED] = 10;
+  model::Report r = model::aggregate(leak.run, leak.trace, leak.kernel);
+  const model::StackReport* heads = nullptr;
+  for (const auto& s : r.stacks)
+    if (s.stack_id == 7) heads = &s;
+  REQUIRE(heads != nullptr);
+  CHECK(heads->outstanding == 100 * 64 + 10 * 1024);
+  CHECK(heads->outstanding_bytes == (100 * 64 + 10 * 1024) * 256);
+  // Two independent parts, in quadrature: more than the full-rate part alone.
+  CHECK(heads->outstanding_error > model::error95(100, 64));
+  CHECK(r.stacks_throttled == 10);
+  bool said = false;
+  for (const auto& n : r.notes)
+    said = said || n == "stack captures were held to 500 per second per CPU: 10 stacks were drawn at 1 in 1,024 and count 16 times each";
+  CHECK(said);
+}
