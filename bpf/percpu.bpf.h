@@ -39,9 +39,10 @@ struct st_cpu_state {
    * context, since an interrupt may allocate its own skb in between. */
   __u64 pending_head[3];
   __u64 pending_site[3];    /* the call site its data will have (skb_data_site_is_caller) */
-  /* The stack field the pending head got (ST_OBJ_NO_STACK when it was not
-   * chosen), for its data to share; ST_PENDING_UNDECIDED when the head was
-   * not tracked, and the data decides for itself. */
+  /* The stack bits of `packed` the pending head got (its stack id, or
+   * ST_OBJ_NO_STACK when it was not chosen, and ST_OBJ_STACK_THROTTLED), for
+   * its data to share; ST_PENDING_UNDECIDED when the head was not tracked,
+   * and the data draws for itself. */
   __u32 pending_stack[3];
   /* Object sizes of the caches __alloc_skb allocated from (see cache_object_size). */
   struct {
