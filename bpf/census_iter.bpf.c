@@ -23,10 +23,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* TCP states that are no full socket (struct inet_timewait_sock, request_sock). */
-#define ST_TCP_TIME_WAIT 6
-#define ST_TCP_NEW_SYN_RECV 12
-
 /* The backlog is a list with bytes (sk_backlog.len) but no count. */
 static __always_inline __u32 backlog_skbs(const struct sock *sk, __u32 *flags)
 {
@@ -83,7 +79,7 @@ int st_iter_tcp(struct bpf_iter__tcp *ctx)
   if (!skc)
     return 0;
   unsigned char state = BPF_CORE_READ(skc, skc_state);
-  if (state == ST_TCP_TIME_WAIT || state == ST_TCP_NEW_SYN_RECV)
+  if (!full_tcp_socket(state))
     return 0;
   const struct sock *sk = (const struct sock *)skc;
   struct st_iter_socket rec = {};

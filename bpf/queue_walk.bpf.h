@@ -35,10 +35,6 @@
 /* Steps past the queue's length: skbs queued while we walk. */
 #define ST_TIE_WALK_SLACK 64
 
-/* TCP states that are no full socket (struct inet_timewait_sock, request_sock). */
-#define ST_TIE_TCP_TIME_WAIT 6
-#define ST_TIE_TCP_NEW_SYN_RECV 12
-
 #ifndef ST_LEGACY
 
 struct st_tie_walk {
@@ -167,7 +163,7 @@ int st_tie_tcp(struct bpf_iter__tcp *ctx)
   if (!skc)
     return 0;
   unsigned char state = BPF_CORE_READ(skc, skc_state);
-  if (state == ST_TIE_TCP_TIME_WAIT || state == ST_TIE_TCP_NEW_SYN_RECV)
+  if (!full_tcp_socket(state))
     return 0;
   return tie_socket((const struct sock *)skc);
 }

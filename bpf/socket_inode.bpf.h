@@ -16,4 +16,14 @@ static __always_inline __u64 socket_inode(const struct sock *sk)
   return BPF_CORE_READ(ino, i_ino);
 }
 
+/* TCP states in which an iterator's sock_common is no full socket (struct
+ * inet_timewait_sock, request_sock): nothing queued to read. */
+#define ST_TCP_TIME_WAIT 6
+#define ST_TCP_NEW_SYN_RECV 12
+
+static __always_inline int full_tcp_socket(unsigned char state)
+{
+  return state != ST_TCP_TIME_WAIT && state != ST_TCP_NEW_SYN_RECV;
+}
+
 #endif
