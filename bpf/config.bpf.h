@@ -93,6 +93,16 @@ static __always_inline int sampled(__u64 ptr)
   return (h >> (64 - sample_shift)) == 0;
 }
 
+/* An sk_buff head is in the sample by its own address (clones, heads on
+ * classic tracepoints) or by its data buffer's, skb->head (heads allocated
+ * with their data: see on_alloc). Read only where its own address is out. */
+static __always_inline int head_in_sample(__u64 addr)
+{
+  if (sampled(addr))
+    return 1;
+  return sampled((__u64)BPF_CORE_READ((const struct sk_buff *)addr, head));
+}
+
 static __always_inline int in_range(__u64 addr, const volatile struct st_addr_range *r)
 {
   return addr >= r->start && addr < r->end;

@@ -60,7 +60,8 @@ static __always_inline void count_adopted(const struct sk_buff *skb)
  * already. Returns 1 if it adopted it. */
 static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const struct sk_buff *skb, int typed)
 {
-  if (!addr || !sampled(addr) || !head || !sampled(head))
+  /* Drawn by its data buffer's address, as a head allocated with its data. */
+  if (!addr || !head || !sampled(head))
     return 0;
   if (live_find(addr))
     return 0; /* seen allocated, or adopted already */

@@ -44,6 +44,12 @@ struct st_cpu_state {
    * its data to share; ST_PENDING_UNDECIDED when the head was not tracked,
    * and the data draws for itself. */
   __u32 pending_stack[3];
+  /* Under address sampling, what the pending head is filed under once its
+   * data is drawn (see on_alloc): its bucket's cache key and the cache. */
+  __u64 pending_key[3];
+  __u64 pending_name[3];  /* const char *: the cache's name, or 0 */
+  __u64 pending_cache[3]; /* struct kmem_cache *, or 0 */
+  __u32 pending_size[3];  /* object size, or 0: the bucket's */
   /* Object sizes of the caches __alloc_skb allocated from (see cache_object_size). */
   struct {
     __u64 cache;

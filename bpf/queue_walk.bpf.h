@@ -77,7 +77,7 @@ static long tie_step(__u64 i, void *data)
   if (!addr || addr == w->queue_head)
     return 1;
   w->next = skb_next(addr);
-  if (!sampled(addr))
+  if (!head_in_sample(addr))
     return 0;
   struct st_slot *s = live_find(addr);
   if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD))

@@ -22,7 +22,7 @@ static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
     if (n)
       *n += 1;
   }
-  if (!skb || !sampled(skb))
+  if (!skb || !head_in_sample(skb))
     return 0;
   __u64 link = 0;
   __u32 ms = 0;
@@ -81,7 +81,7 @@ int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 static __always_inline int tie_queued(void *ctx, __u64 addr, const struct sock *sk, __u64 sk_addr,
                                       struct st_sock **so, __u32 truesize, const struct sk_buff *skb, int typed)
 {
-  if (!sampled(addr))
+  if (!head_in_sample(addr))
     return 0;
   struct st_slot *s = live_find(addr);
   /* A head from the NAPI cache that no receive entry point showed. */
@@ -140,10 +140,8 @@ static __always_inline int on_data_ready_typed(void *ctx, const struct sock *sk)
     __u64 addr = as_number(cpu, skb);
     if (!addr || addr == queue_head)
       break;
-    if (sampled(addr)) {
-      if (tie_queued(ctx, addr, sk, sk_addr, &so, skb->truesize, skb, 1))
-        break;
-    }
+    if (tie_queued(ctx, addr, sk, sk_addr, &so, skb->truesize, skb, 1))
+      break;
     skb = skb->prev;
   }
   return 0;
@@ -159,7 +157,7 @@ static __always_inline int on_data_ready_typed(void *ctx, const struct sock *sk)
  * every holder to catch that. */
 static __always_inline int on_read(__u64 skb)
 {
-  if (!skb || !sampled(skb))
+  if (!skb || !head_in_sample(skb))
     return 0;
   struct st_slot *s = live_find(skb);
   struct st_object *o = s ? &s->obj : NULL;

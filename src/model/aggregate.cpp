@@ -279,6 +279,11 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     if (data_stacks.count(stack_key(key.first, key.second))) {
       s.stack_of = "skb_head";
       s.frames = from_skb_alloc(std::move(s.frames));
+    } else if (head_stacks.count(stack_key(key.first, key.second))) {
+      // Under address sampling a head's stack is taken at its data buffer's
+      // allocation (the pair is drawn by the data's address): either way the
+      // call path starts at __alloc_skb.
+      s.frames = from_skb_alloc(std::move(s.frames));
     }
     auto with = kernel.symbolize(addrs, true);
     std::size_t trimmed = addrs.size() - s.frames.size();

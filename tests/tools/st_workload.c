@@ -5,7 +5,8 @@
  *
  *   st_workload udp-hold   [--cgroup D] [--rcvbuf B] bind 127.0.0.1:0, never read; prints "ready PORT"
  *   st_workload udp-send   [--cgroup D] --port P --count N [--size B]
- *   st_workload udp-churn  [--cgroup D] --seconds S [--count N] [--size B]   send and read at once,
+ *   st_workload udp-churn  [--cgroup D] --seconds S [--count N] [--size B] [--batch K]   send and read at once
+ *                          (K datagrams in flight, default 1: more distinct sk_buff addresses),
  *                                                   for S seconds or until N messages
  *   st_workload unix-leak  [--cgroup D] --count N [--size B]     socketpair, never read
  *   st_workload packet-hold [--cgroup D]           AF_PACKET on lo, never read
@@ -183,15 +184,20 @@ int main(int argc, char **argv)
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(tx, (struct sockaddr *)&a, sizeof a) != 0)
       die("connect");
+    int batch = atoi(opt(argc, argv, "--batch", "1"));
+    if (batch < 1 || batch > 256)
+      die("--batch: 1 to 256");
     char *buf = calloc(1, size > 0 ? size : 1);
     long n = 0;
     double end = now_s() + seconds;
     while (now_s() < end && (count <= 0 || n < count)) {
-      for (int i = 0; i < 256; i++, n++) {
-        if (send(tx, buf, size, 0) < 0)
-          die("send");
-        if (recv(rx, buf, size, 0) < 0)
-          die("recv");
+      for (int i = 0; i < 256; i += batch, n += batch) {
+        for (int k = 0; k < batch; k++)
+          if (send(tx, buf, size, 0) < 0)
+            die("send");
+        for (int k = 0; k < batch; k++)
+          if (recv(rx, buf, size, 0) < 0)
+            die("recv");
       }
     }
     free(buf);
