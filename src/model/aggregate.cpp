@@ -27,7 +27,7 @@ struct Agg {
   std::uint64_t count = 0, bytes = 0, oldest_ms = 0;
   // Of count, the objects whose stack was drawn at the throttled rate
   // (past the stack budget): each stands for 2^ST_STACK_THROTTLE_SHIFT more.
-  std::uint64_t throttled = 0, throttled_bytes = 0;
+  std::uint64_t throttled = 0;
 };
 
 // Keyed by bucket << 32 | stack id: one hash per object over millions.
@@ -147,10 +147,7 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     add(per_bucket[o.bucket]);
     auto& of_stack = per_stack[stack_key(o.bucket, o.stack_id)];
     add(of_stack);
-    if (o.stack_throttled) {
-      of_stack.throttled += 1;
-      of_stack.throttled_bytes += size;
-    }
+    if (o.stack_throttled) of_stack.throttled += 1;
     if (o.flags & ST_OBJ_SKB_HEAD) {
       add(heads_by_bucket[o.bucket]);
       add(head_stacks[stack_key(o.bucket, o.stack_id)]);
@@ -251,7 +248,15 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     auto bucket_stack = unkey(key);
     if (bucket_stack.second >= 0 || !stacks_sampled) stacks.emplace_back(bucket_stack, agg);
   }
-  std::sort(stacks.begin(), stacks.end(), [](const auto& a, const auto& b) { return a.second.bytes > b.second.bytes; });
+  // Each object stands for the rate its stack was drawn at, and a stack's
+  // objects are all of its bucket's size: the top stacks by what they stand for.
+  constexpr std::uint64_t kThrottled = 1u << ST_STACK_THROTTLE_SHIFT;
+  auto drawn_for = [&](const Agg& a) { return a.count - a.throttled + a.throttled * kThrottled; };
+  auto stands_for_bytes = [&](const auto& entry) {
+    return drawn_for(entry.second) * bucket_of.at(entry.first.first)->object_size;
+  };
+  std::sort(stacks.begin(), stacks.end(),
+            [&](const auto& a, const auto& b) { return stands_for_bytes(a) > stands_for_bytes(b); });
   std::unordered_map<std::int32_t, std::vector<std::uint64_t>> raw_stacks;
   auto raw_stack = [&](std::int32_t id) -> const std::vector<std::uint64_t>& {
     auto it = raw_stacks.find(id);
@@ -266,11 +271,9 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
     s.cgroup_id = b->cgroup_id;
     s.cgroup_path = kernel.cgroup_path(b->cgroup_id);
     s.stack_id = key.second;
-    // Each object stands for the rate its stack was drawn at.
-    constexpr std::uint64_t kThrottled = 1u << ST_STACK_THROTTLE_SHIFT;
     const std::uint64_t full = agg.count - agg.throttled;
-    s.outstanding = (full + agg.throttled * kThrottled) * stack_scale;
-    s.outstanding_bytes = (agg.bytes - agg.throttled_bytes + agg.throttled_bytes * kThrottled) * stack_scale;
+    s.outstanding = drawn_for(agg) * stack_scale;
+    s.outstanding_bytes = s.outstanding * b->object_size;
     s.outstanding_error = std::uint64_t(std::ceil(std::hypot(double(error95(full, stack_scale)),
                                                             double(error95(agg.throttled, stack_scale * kThrottled)))));
     s.oldest_age_s = double(agg.oldest_ms) / 1000.0;

@@ -216,6 +216,15 @@ TEST_CASE("aggregate: stacks drawn past the stack budget count for the rate they
   // Two independent parts, in quadrature: more than the full-rate part alone.
   CHECK(heads->outstanding_error > model::error95(100, 64));
   CHECK(r.stacks_throttled == 10);
+  // Ranked by what they stand for: 150 full-rate objects (9,600) come after
+  // stack 7's 110 (16,640).
+  leak.trace.stacks[8] = {0x10, 0x20, 0x30, 0x40};
+  leak.trace.add_live(0, 150, 9.0, 9.0, 8, ST_OBJ_SKB_HEAD, 0xAA);
+  model::Report ranked = model::aggregate(leak.run, leak.trace, leak.kernel);
+  REQUIRE(ranked.stacks.size() >= 2);
+  CHECK(ranked.stacks[0].stack_id == 7);
+  CHECK(ranked.stacks[1].stack_id == 8);
+  CHECK(ranked.stacks[1].outstanding == 150 * 64);
   bool said = false;
   for (const auto& n : r.notes)
     said = said || n == "stack captures were held to 500 per second per CPU: 10 stacks were drawn at 1 in 1,024 and count 16 times each";
