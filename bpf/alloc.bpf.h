@@ -324,8 +324,6 @@ static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_
     return stack_bits;
   c->tracked += 1;
   c->tracked_bytes += size;
-  if (obj.link)
-    stat_add(ST_STAT_SKB_LINKS, 1);
   return stack_bits;
 }
 

@@ -166,7 +166,6 @@ enum st_stat {
   ST_STAT_BUCKETS_FULL,      /* more (cache, cgroup) pairs than ST_MAX_BUCKETS */
   ST_STAT_STACK_ERRORS,      /* bpf_get_stackid failed (stack map full, ...) */
   ST_STAT_MISSED_FREES,      /* = ended[ST_END_REUSED] summed */
-  ST_STAT_SKB_LINKS,         /* skb data buffers paired with their head */
   ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
   ST_STAT_SOCKS_FULL,        /* no room to remember a socket */
   ST_STAT_BUSY,              /* live-table slot lost to another CPU (or, legacy hash map, to the
