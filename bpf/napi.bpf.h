@@ -100,7 +100,6 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
     data->obj.link = addr;
     data->obj.packed |= ST_OBJ_SKB_DATA;
   }
-  stat_add(ST_STAT_ADOPTED, 1);
   count_adopted(skb);
   return 1;
 }

@@ -115,7 +115,6 @@ static __always_inline void tie_done(const struct sock *sk, struct st_tie_walk *
     return;
   so->queued = w->found;
   so->last_truesize = w->last_truesize;
-  stat_add(ST_STAT_QUEUED, w->found);
 }
 
 static __always_inline void tie_receive_queue(const struct sock *sk, struct st_tie_walk *w)

@@ -101,7 +101,6 @@ static __always_inline int tie_queued(void *ctx, __u64 addr, const struct sock *
   o->link = sk_addr;
   __sync_fetch_and_add(&(*so)->queued, 1);
   (*so)->last_truesize = truesize;
-  stat_add(ST_STAT_QUEUED, 1);
   return 0;
 }
 

@@ -166,13 +166,11 @@ enum st_stat {
   ST_STAT_BUCKETS_FULL,      /* more (cache, cgroup) pairs than ST_MAX_BUCKETS */
   ST_STAT_STACK_ERRORS,      /* bpf_get_stackid failed (stack map full, ...) */
   ST_STAT_MISSED_FREES,      /* = ended[ST_END_REUSED] summed */
-  ST_STAT_QUEUED,            /* skbs seen queued on a socket (sk_data_ready) */
   ST_STAT_SOCKS_FULL,        /* no room to remember a socket */
   ST_STAT_BUSY,              /* live-table slot lost to another CPU (or, legacy hash map, to the
                                 program this one interrupted) even on retry: not tracked */
   ST_STAT_BPF_ALLOCS,        /* allocations by the BPF map allocator: not traced */
   ST_STAT_IRQ_CONTEXT_UNKNOWN, /* preempt count unreadable or not this CPU's */
-  ST_STAT_ADOPTED,           /* skb heads adopted on a receive path (no allocation event) */
   ST_STAT_ADOPT_NO_CACHE,    /* heads seen before any skb head allocation named the cache: not adopted */
   ST_STAT_STACKS_THROTTLED,  /* stacks drawn at the throttled rate (the CPU was past its stack budget) */
   ST_STAT_COUNT,
