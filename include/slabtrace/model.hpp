@@ -250,6 +250,8 @@ struct Lost {
   std::uint64_t buckets_full = 0;
   std::uint64_t busy = 0;
   std::uint64_t socks_full = 0;
+  std::uint64_t context_unknown = 0;  // allocations whose interrupt context could not be read: blamed on the task
+  std::uint64_t not_adopted = 0;      // NAPI-cache heads seen before any head allocation named their cache
 
   static Lost from(const st_stats& stats);
   // Every counter with the name the JSON report and the metrics give it.
@@ -321,6 +323,8 @@ struct Report : RunInfo {
   Lost lost;
   std::vector<ProgramCost> costs;
   std::uint64_t live_objects = 0;   // entries in the live map at the end (unscaled)
+  std::uint64_t alloc_failures = 0;       // allocations the kernel's allocators returned NULL for (unscaled)
+  std::uint64_t bpf_allocs_untraced = 0;  // the BPF map allocator's own refills, left out (unscaled)
   std::uint64_t stacks_throttled = 0;  // stacks drawn past the budget, at 1 in 16 of the rate (unscaled)
   std::uint64_t live_capacity = 0;
   std::vector<Trend> trends;          // buckets with something outstanding, largest first

@@ -73,12 +73,15 @@ Lost Lost::from(const st_stats& st) {
   l.buckets_full = st.v[ST_STAT_BUCKETS_FULL];
   l.busy = st.v[ST_STAT_BUSY];
   l.socks_full = st.v[ST_STAT_SOCKS_FULL];
+  l.context_unknown = st.v[ST_STAT_IRQ_CONTEXT_UNKNOWN];
+  l.not_adopted = st.v[ST_STAT_ADOPT_NO_CACHE];
   return l;
 }
 
 std::vector<std::pair<std::string, std::uint64_t>> Lost::named() const {
   return {{"map_full", map_full}, {"stack_errors", stack_errors}, {"missed_frees", missed_frees},
-          {"buckets_full", buckets_full}, {"busy", busy}, {"socks_full", socks_full}};
+          {"buckets_full", buckets_full}, {"busy", busy}, {"socks_full", socks_full},
+          {"context_unknown", context_unknown}, {"not_adopted", not_adopted}};
 }
 
 Rates RateTracker::next(Snapshot now) {
@@ -493,6 +496,20 @@ Report aggregate(const RunSnapshot& run, const TraceSource& trace, KernelView& k
   if (stacks_sampled)
     rep.notes.push_back(fmt::format("stacks sampled from 1 in {} tracked objects: per-stack counts are estimates",
                                     run.stack_sample_rate));
+  rep.alloc_failures = st.v[ST_STAT_FAILED_ALLOCS];
+  rep.bpf_allocs_untraced = st.v[ST_STAT_BPF_ALLOCS];
+  if (rep.alloc_failures)
+    rep.notes.push_back(fmt::format("the kernel's allocators returned NULL {} times while traced: allocations are "
+                                    "failing (memory pressure, or callers that may fail)",
+                                    group_thousands(rep.alloc_failures)));
+  if (rep.lost.context_unknown)
+    rep.notes.push_back(fmt::format("the interrupt context of {} allocations could not be read: they are blamed on the "
+                                    "task that was running",
+                                    group_thousands(rep.lost.context_unknown)));
+  if (rep.lost.not_adopted)
+    rep.notes.push_back(fmt::format("{} sk_buff heads from the NAPI cache were seen before any head allocation named "
+                                    "their cache: not tracked",
+                                    group_thousands(rep.lost.not_adopted)));
   rep.stacks_throttled = st.v[ST_STAT_STACKS_THROTTLED];
   if (rep.stacks_throttled)
     rep.notes.push_back(fmt::format(

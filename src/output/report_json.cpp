@@ -195,6 +195,8 @@ json report_json(const model::Report& r) {
           {"stack_sample_rate", r.stack_sample_rate},
           {"stack_budget", r.stack_budget},
           {"stacks_throttled", r.stacks_throttled},
+          {"alloc_failures", r.alloc_failures},
+          {"bpf_allocs_untraced", r.bpf_allocs_untraced},
           {"attach_mode", r.attach_mode},
           {"findings", findings},
           {"verdicts", r.verdicts},

@@ -176,10 +176,40 @@ TEST_CASE("lost counters have one set of names", "[unit][model]") {
   st_stats st{};
   st.v[ST_STAT_BUSY] = 4;
   st.v[ST_STAT_SOCKS_FULL] = 5;
+  st.v[ST_STAT_IRQ_CONTEXT_UNKNOWN] = 6;
+  st.v[ST_STAT_ADOPT_NO_CACHE] = 7;
   auto named = model::Lost::from(st).named();
-  REQUIRE(named.size() == 6);
+  REQUIRE(named.size() == 8);
   CHECK(named[4] == std::make_pair(std::string("busy"), std::uint64_t(4)));
   CHECK(named[5] == std::make_pair(std::string("socks_full"), std::uint64_t(5)));
+  CHECK(named[6] == std::make_pair(std::string("context_unknown"), std::uint64_t(6)));
+  CHECK(named[7] == std::make_pair(std::string("not_adopted"), std::uint64_t(7)));
+}
+
+TEST_CASE("aggregate: failed allocations, unread interrupt contexts and unadopted heads are said, not dropped",
+          "[unit][aggregate]") {
+  UdpLeak leak(10);
+  leak.trace.health.v[ST_STAT_FAILED_ALLOCS] = 1234;
+  leak.trace.health.v[ST_STAT_BPF_ALLOCS] = 9;
+  leak.trace.health.v[ST_STAT_IRQ_CONTEXT_UNKNOWN] = 3;
+  leak.trace.health.v[ST_STAT_ADOPT_NO_CACHE] = 2;
+  model::Report r = model::aggregate(leak.run, leak.trace, leak.kernel);
+  CHECK(r.alloc_failures == 1234);
+  CHECK(r.bpf_allocs_untraced == 9);
+  CHECK(r.lost.context_unknown == 3);
+  CHECK(r.lost.not_adopted == 2);
+  auto said = [&](const std::string& text) {
+    for (const auto& n : r.notes)
+      if (n.find(text) != std::string::npos) return true;
+    return false;
+  };
+  CHECK(said("returned NULL 1,234 times"));
+  CHECK(said("interrupt context of 3 allocations"));
+  CHECK(said("2 sk_buff heads from the NAPI cache"));
+
+  UdpLeak quiet(10);
+  model::Report q = model::aggregate(quiet.run, quiet.trace, quiet.kernel);
+  for (const auto& n : q.notes) CHECK(n.find("NULL") == std::string::npos);
 }
 
 TEST_CASE("memory.stat: the memory controller's own slab count per cgroup, start to end", "[unit][aggregate]") {
