@@ -103,6 +103,17 @@ struct LiveObject {
   std::uint64_t link = 0;
 };
 
+// A whole sk_buff's slot (ST_OBJ_SKB_BOTH: head and data in one, under the
+// data's address) is two objects: its head, in the head cache's bucket
+// (head_bucket is st_head_bucket_of's entry, bucket + 1; 0: none known), tied
+// to the socket holding it, and its data buffer, whose link is the slot's
+// own address, where find_live finds the head again.
+struct WholeSkb {
+  LiveObject head;
+  LiveObject data;
+};
+WholeSkb split_whole_skb(const LiveObject& both, std::uint32_t head_bucket);
+
 struct ProgramCost {
   std::string name;
   std::uint64_t run_count = 0;

@@ -380,6 +380,15 @@ QueueTies parse_queue_ties(const std::string& text) {
   throw UserError(fmt::format("--queue-ties {}: expected auto, walk or events", text));
 }
 
+WholeSkb split_whole_skb(const LiveObject& both, std::uint32_t head_bucket) {
+  WholeSkb skb{both, both};
+  skb.head.bucket = head_bucket ? head_bucket - 1 : ST_MAX_BUCKETS;  // no such bucket: the report skips it
+  skb.head.flags = ST_OBJ_SKB_HEAD;
+  skb.data.flags = ST_OBJ_SKB_DATA;
+  skb.data.link = both.addr;  // its head: found again under this address (find_live)
+  return skb;
+}
+
 void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bpf__destroy(skel); }
 
 namespace {
@@ -945,15 +954,8 @@ std::uint32_t Tracer::head_bucket_of(std::uint32_t bucket) const {
   return skel_->bss->st_head_bucket_of[bucket & ST_OBJ_BUCKET_MASK];
 }
 
-// A whole sk_buff's slot (ST_OBJ_SKB_BOTH) is two objects: its head, in the
-// head cache's bucket, and its data buffer, whose head is found again under
-// the data's own address (find_live).
 LiveObject Tracer::head_view(const LiveObject& both) const {
-  LiveObject head = both;
-  std::uint32_t hb = head_bucket_of(both.bucket);
-  head.bucket = hb ? hb - 1 : ST_MAX_BUCKETS;  // no such bucket: the report skips it
-  head.flags = ST_OBJ_SKB_HEAD;
-  return head;
+  return split_whole_skb(both, head_bucket_of(both.bucket)).head;
 }
 
 void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
@@ -967,11 +969,9 @@ void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) con
       fn(o);
       return;
     }
-    fn(head_view(o));
-    LiveObject data = o;
-    data.flags = ST_OBJ_SKB_DATA;
-    data.link = addr;
-    fn(data);
+    WholeSkb skb = split_whole_skb(o, head_bucket_of(o.bucket));
+    fn(skb.head);
+    fn(skb.data);
   };
   if (legacy_) {
     walk_hash<std::uint64_t, st_slot>(bpf_map__fd(skel_->maps.st_live_hash), "st_live_hash",
