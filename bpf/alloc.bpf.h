@@ -121,8 +121,6 @@ static __always_inline void end_head_count(__u32 data_bucket, enum st_end_reason
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
   if (c && reason < ST_END_REASONS)
     c->ended[reason] += 1;
-  if (reason == ST_END_REUSED)
-    stat_add(ST_STAT_MISSED_FREES, 1);
 }
 
 /* Removes a tracked object from the live set and books it as ended. Returns
@@ -144,9 +142,11 @@ static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr,
     c->ended[reason] += 1;
   if (reason == ST_END_REUSED)
     stat_add(ST_STAT_MISSED_FREES, 1);
-  /* A whole sk_buff: its head ends with its data. */
+  /* A whole sk_buff: its head ends with its data, as a head in a slot of its
+   * own does (end_linked_head), also when the data's free was the one missed:
+   * the head's address was not reused, and the one missed free is counted. */
   if ((packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH)
-    end_head_count(bucket, reason == ST_END_REUSED ? ST_END_REUSED : ST_END_SKB_DATA);
+    end_head_count(bucket, ST_END_SKB_DATA);
   if ((packed & ST_OBJ_SKB_HEAD) && *link)
     unqueue(*link);
   return (packed & ST_OBJ_FLAGS) | 1; /* never 0 for a tracked object */
