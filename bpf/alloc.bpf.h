@@ -365,41 +365,57 @@ static __always_inline void file_pending_head(struct st_cpu_state *cpu, int leve
   c->tracked_bytes += cpu->pending_bytes[level];
 }
 
-/* Files one allocation in the sample: its bucket's counters and, unless the
- * bucket is ignored, its slot. stack_bits: ST_PENDING_UNDECIDED to draw.
- * level: the context's pending skb (0-2). defer: an skb head that, if of
- * the head cache, waits for its data to share one slot (skb_one_slot): its
- * bucket is left in cpu->pending_bucket[level]. head_bucket (+ 1): a data
- * buffer whose head waits so; link is then that head's address. Returns the stack bits it was given (for its sk_buff's data
- * buffer to share), ST_PENDING_UNDECIDED when its bucket took none. */
-static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_level, int typed, __u64 ptr,
-                                   __u64 cache_key, const struct st_cache_ref *ref, __u32 skb_flags, __u64 link,
-                                   __u32 stack_bits, int level, int defer, __u32 head_bucket)
+/* An allocation booked in its bucket: the bucket, its counters, and the
+ * object's size. */
+struct st_booking {
+  struct st_counters *c;
+  __u32 idx;
+  __u32 flags; /* the bucket's ST_BUCKET_* flags */
+  __u32 size;
+};
+
+/* Finds the bucket of an allocation in the sample and counts the allocation
+ * there. Returns 0 when booked. */
+static __always_inline int book(struct st_cpu_state *cpu, int ctx_level, int typed, __u64 cache_key,
+                                const struct st_cache_ref *ref, __u32 skb_flags, struct st_booking *b)
 {
-  if (level < 0 || level > 2)
-    return ST_PENDING_UNDECIDED;
   struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(ctx_level, typed)};
-  __u32 idx = 0;
-  __u32 bucket_flags = 0;
-  __u32 size = 0;
-  if (bucket_for(cpu, &key, ref, &idx, &bucket_flags, &size) != 0)
-    return ST_PENDING_UNDECIDED;
-  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
+  if (bucket_for(cpu, &key, ref, &b->idx, &b->flags, &b->size) != 0)
+    return -1;
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &b->idx);
   if (!c)
-    return ST_PENDING_UNDECIDED;
+    return -1;
   c->allocs += 1;
-  c->alloc_bytes += size;
+  c->alloc_bytes += b->size;
+  b->c = c;
   /* Not the fclone cache (two sk_buffs and a count per object). */
-  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && size < 2 * bpf_core_type_size(struct sk_buff)) {
+  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && b->size < 2 * bpf_core_type_size(struct sk_buff)) {
     /* raw_tp events carry the cache, not its name: read it once, here. */
     const char *name = ref->name;
     const struct kmem_cache *s = (const struct kmem_cache *)ref->cache;
     if (!name && s)
       name = BPF_CORE_READ(s, name);
-    learn_skb_head_cache(cache_key, name, size);
+    learn_skb_head_cache(cache_key, name, b->size);
   }
+  return 0;
+}
 
-  if (bucket_flags & ST_BUCKET_IGNORED) {
+/* Files a booked allocation: unless its bucket is ignored, its slot.
+ * stack_bits: ST_PENDING_UNDECIDED to draw. level: the context's pending skb
+ * (0-2). defer: an skb head that, if of the head cache, waits for its data to
+ * share one slot (skb_one_slot): its bucket is left in
+ * cpu->pending_bucket[level]. head_bucket (+ 1): a data buffer whose head
+ * waits so; link is then that head's address. Returns the stack bits it was
+ * given (for its sk_buff's data buffer to share), ST_PENDING_UNDECIDED when
+ * its bucket took none. */
+static __always_inline __u32 file_booked(void *ctx, struct st_cpu_state *cpu, struct st_booking *b, __u64 ptr,
+                                         __u64 cache_key, __u32 skb_flags, __u64 link, __u32 stack_bits, int level,
+                                         int defer, __u32 head_bucket)
+{
+  if (level < 0 || level > 2)
+    return ST_PENDING_UNDECIDED;
+  __u32 idx = b->idx;
+  if (b->flags & ST_BUCKET_IGNORED) {
     /* Still end a stale entry at this address: it was freed unseen. */
     end_any(ptr, ST_END_REUSED);
     if (head_bucket && cpu)
@@ -411,7 +427,7 @@ static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_
     stack_bits = stack_bits_of(ctx, stack_draw(cpu));
   if (defer && skb_one_slot && cpu && cache_key == st_skb_head_cache) {
     cpu->pending_bucket[level] = idx + 1;
-    cpu->pending_bytes[level] = size;
+    cpu->pending_bytes[level] = b->size;
     return stack_bits;
   }
   if (head_bucket && cpu) {
@@ -435,8 +451,9 @@ static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_
   };
   if (file_slot(ptr, &obj))
     return stack_bits;
+  struct st_counters *c = b->c;
   c->tracked += 1;
-  c->tracked_bytes += size;
+  c->tracked_bytes += b->size;
   if (head_bucket) {
     __u32 hidx = head_bucket - 1;
     struct st_counters *hc = bpf_map_lookup_elem(&st_counts, &hidx);
@@ -446,6 +463,17 @@ static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_
     }
   }
   return stack_bits;
+}
+
+/* Books and files one allocation in the sample (see book, file_booked). */
+static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_level, int typed, __u64 ptr,
+                                   __u64 cache_key, const struct st_cache_ref *ref, __u32 skb_flags, __u64 link,
+                                   __u32 stack_bits, int level, int defer, __u32 head_bucket)
+{
+  struct st_booking b = {};
+  if (book(cpu, ctx_level, typed, cache_key, ref, skb_flags, &b) != 0)
+    return ST_PENDING_UNDECIDED;
+  return file_booked(ctx, cpu, &b, ptr, cache_key, skb_flags, link, stack_bits, level, defer, head_bucket);
 }
 
 /* cache_key: the bucket's cache (see struct st_bucket_key); ref: what else is
@@ -502,6 +530,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
       skb_flags = ST_OBJ_SKB_HEAD;
       *slot = ptr;
       cpu->pending_stack[level] = ST_PENDING_UNDECIDED;
+      cpu->pending_deferred[level] = 0;
       if (skb_data_site_is_caller) {
         __u64 site = 0;
         if (unmatched || !st_skb_data_sites[0]) {
@@ -530,34 +559,63 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * own addresses, 15 in 16 sampled heads had an unsampled data buffer and
    * ended only when their address came back, as missed frees. So the head
    * waits here for its data, and is filed with it. Not on classic
-   * tracepoints, whose cache name lives in the event record, gone by then. */
-  if (sample_shift && typed && cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr) {
+   * tracepoints, whose cache name lives in the event record, gone by then.
+   * Unsampled, a head of the head cache that will share its data's slot
+   * (skb_one_slot) waits too, with its stack drawn here: its data's bucket
+   * names its own (st_head_bucket_of, one head bucket per data bucket), which
+   * spares it the cgroup, bucket and counter lookups of an event of its own.
+   * Not under a cache filter, where its bucket may be one left out and its
+   * stack draw would spend the budget of the caches asked for. */
+  int is_head = cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr;
+  if (is_head && typed &&
+      (sample_shift || (skb_one_slot && !cache_filter_count && st_skb_head_cache && cache_key == st_skb_head_cache))) {
     cpu->pending_key[level] = cache_key;
     cpu->pending_name[level] = (__u64)ref->name;
     cpu->pending_cache[level] = ref->cache;
     cpu->pending_size[level] = ref->size;
+    cpu->pending_bytes[level] = object_size;
+    cpu->pending_deferred[level] = 1;
+    if (!sample_shift)
+      cpu->pending_stack[level] = stack_bits_of(ctx, stack_draw(cpu));
     return 0;
   }
   if (!sampled(ptr))
     return 0;
   __u32 inherited = ST_PENDING_UNDECIDED;
+  int head_waits = 0;
   if (cpu && (skb_flags & ST_OBJ_SKB_DATA)) {
-    if (sample_shift && typed) {
+    inherited = cpu->pending_stack[level];
+    head_waits = cpu->pending_deferred[level];
+    cpu->pending_deferred[level] = 0;
+  }
+  struct st_booking b = {};
+  if (book(cpu, ctx_level, typed, cache_key, ref, skb_flags, &b) != 0)
+    return 0;
+  if (cpu && head_waits) {
+    /* The head's bucket by its data's, once a whole sk_buff has shown it;
+     * else found the long way (its cgroup is its data's, so is its bucket's). */
+    __u32 hb = (b.flags & ST_BUCKET_IGNORED) ? 0 : st_head_bucket_of[b.idx & ST_OBJ_BUCKET_MASK];
+    __u32 hidx = hb - 1;
+    struct st_counters *hc = hb ? bpf_map_lookup_elem(&st_counts, &hidx) : NULL;
+    if (hc) {
+      hc->allocs += 1;
+      hc->alloc_bytes += cpu->pending_bytes[level];
+      if (inherited == ST_PENDING_UNDECIDED)
+        inherited = stack_bits_of(ctx, stack_draw(cpu));
+      head_bucket = hb;
+    } else {
       struct st_cache_ref head_ref = {.name = (const char *)cpu->pending_name[level],
                                       .cache = cpu->pending_cache[level],
                                       .size = cpu->pending_size[level]};
       inherited = track(ctx, cpu, ctx_level, typed, pending, cpu->pending_key[level], &head_ref,
-                        ST_OBJ_SKB_HEAD, 0, ST_PENDING_UNDECIDED, level, 1, 0);
-      cpu->pending_stack[level] = inherited;
+                        ST_OBJ_SKB_HEAD, 0, inherited, level, 1, 0);
       head_bucket = cpu->pending_bucket[level];
       cpu->pending_bucket[level] = 0;
-    } else {
-      inherited = cpu->pending_stack[level];
     }
+    cpu->pending_stack[level] = inherited;
   }
-  int is_head = cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr;
-  __u32 filed = track(ctx, cpu, ctx_level, typed, ptr, cache_key, ref, skb_flags,
-                      (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0, inherited, level, is_head, head_bucket);
+  __u32 filed = file_booked(ctx, cpu, &b, ptr, cache_key, skb_flags, (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
+                            inherited, level, is_head, head_bucket);
   if (!(sample_shift && typed) && is_head)
     cpu->pending_stack[level] = filed;
   return 0;

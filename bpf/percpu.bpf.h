@@ -54,6 +54,8 @@ struct st_cpu_state {
    * data's slot (0: filed already, or not tracked), and its size. */
   __u32 pending_bucket[3];
   __u32 pending_bytes[3];
+  /* The pending head waits for its data's event to be booked (see on_alloc). */
+  __u32 pending_deferred[3];
   /* Object sizes of the caches __alloc_skb allocated from (see cache_object_size). */
   struct {
     __u64 cache;
