@@ -107,6 +107,22 @@ static __always_inline __u32 now_tick(void)
   return (__u32)bpf_jiffies64();
 }
 
+/* The head buckets of one-slot sk_buffs, by their data's bucket (+ 1; 0: none
+ * yet). One per data bucket: the head cache is one cache, and a head and its
+ * data are allocated in one context, so of one cgroup. User space reads it. */
+__u32 st_head_bucket_of[ST_MAX_BUCKETS] = {};
+
+static __always_inline void end_head_count(__u32 data_bucket, enum st_end_reason reason)
+{
+  __u32 hb = st_head_bucket_of[data_bucket & ST_OBJ_BUCKET_MASK];
+  if (!hb)
+    return;
+  __u32 idx = hb - 1;
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
+  if (c && reason < ST_END_REASONS)
+    c->ended[reason] += 1;
+}
+
 /* Removes a tracked object from the live set and books it as ended. Returns
  * its flags (ST_OBJ_*) or 0 when the address was not tracked; *link gets what
  * hangs off it (see struct st_object). */
@@ -126,6 +142,11 @@ static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr,
     c->ended[reason] += 1;
   if (reason == ST_END_REUSED)
     stat_add(ST_STAT_MISSED_FREES, 1);
+  /* A whole sk_buff: its head ends with its data, as a head in a slot of its
+   * own does (end_linked_head), also when the data's free was the one missed:
+   * the head's address was not reused, and the one missed free is counted. */
+  if ((packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH)
+    end_head_count(bucket, ST_END_SKB_DATA);
   if ((packed & ST_OBJ_SKB_HEAD) && *link)
     unqueue(*link);
   return (packed & ST_OBJ_FLAGS) | 1; /* never 0 for a tracked object */
@@ -149,22 +170,61 @@ static __always_inline void end_linked_head(__u64 head, __u32 data_alloc_tick)
 {
   __u32 index = 0;
   struct st_slot *s = live_find_at(head, &index);
-  if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD) || (__s32)(s->obj.alloc_tick - data_alloc_tick) > 0)
+  if (!s || (s->obj.packed & ST_OBJ_SKB_BOTH) != ST_OBJ_SKB_HEAD ||
+      (__s32)(s->obj.alloc_tick - data_alloc_tick) > 0)
     return;
   __u64 link = 0;
   __u32 ms = 0;
   end_slot(s, index, head, ST_END_SKB_DATA, &link, &ms);
 }
 
-static __always_inline void end_any(__u64 ptr, enum st_end_reason reason)
+/* Returns the ended object's flags (see end_slot), 0 when none was tracked. */
+static __always_inline __u32 end_any(__u64 ptr, enum st_end_reason reason)
 {
   __u64 link = 0;
   __u32 alloc_tick = 0;
   __u32 flags = end_object(ptr, reason, &link, &alloc_tick);
-  if (!flags)
-    return;
-  if ((flags & ST_OBJ_SKB_DATA) && link)
+  if ((flags & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_DATA && link)
     end_linked_head(link, alloc_tick);
+  return flags;
+}
+
+/* The one slot of an sk_buff (ST_OBJ_SKB_BOTH), by its head's address: found
+ * under its data buffer's, skb->head. */
+static __always_inline struct st_slot *one_slot_of(__u64 skb)
+{
+  if (!skb_one_slot || !skb)
+    return NULL;
+  __u64 data = (__u64)BPF_CORE_READ((const struct sk_buff *)skb, head);
+  if (!data)
+    return NULL;
+  struct st_slot *s = live_find(data);
+  return s && (s->obj.packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH ? s : NULL;
+}
+
+/* A tracked sk_buff head: its own slot, or its sk_buff's one slot. */
+static __always_inline struct st_slot *head_slot(__u64 skb)
+{
+  struct st_slot *s = live_find(skb);
+  if (s && (s->obj.packed & ST_OBJ_SKB_HEAD))
+    return s;
+  return one_slot_of(skb);
+}
+
+/* The head of a one-slot sk_buff left before its data (an skb event; a
+ * clone's original freed while the clone holds the data): the slot goes on as
+ * its data buffer alone. */
+static __always_inline void end_head_of_slot(struct st_slot *s, enum st_end_reason reason)
+{
+  __u32 packed = s->obj.packed;
+  if ((packed & ST_OBJ_SKB_BOTH) != ST_OBJ_SKB_BOTH)
+    return;
+  s->obj.packed = packed & ~ST_OBJ_SKB_HEAD;
+  __u64 sk = s->obj.link;
+  s->obj.link = 0;
+  if (sk)
+    unqueue(sk);
+  end_head_count(ST_OBJ_BUCKET(packed), reason);
 }
 
 /* The skb head cache as the allocation path names it: heads handed out by the
@@ -272,59 +332,148 @@ static __always_inline void learn_data_site(__u64 site)
   }
 }
 
-/* Files one allocation in the sample: its bucket's counters and, unless the
- * bucket is ignored, its slot. stack_bits: ST_PENDING_UNDECIDED to draw.
- * Returns the stack bits it was given (for its sk_buff's data buffer to
- * share), ST_PENDING_UNDECIDED when its bucket took none. */
-static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_level, int typed, __u64 ptr,
-                                   __u64 cache_key, const struct st_cache_ref *ref, __u32 skb_flags, __u64 link,
-                                   __u32 stack_bits)
+/* Enters an object into the live table, replacing a stale entry at its
+ * address. Returns 0 when it was entered. */
+static __always_inline int file_slot(__u64 ptr, const struct st_object *obj)
 {
-  struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(ctx_level, typed)};
-  __u32 idx = 0;
-  __u32 bucket_flags = 0;
-  __u32 size = 0;
-  if (bucket_for(cpu, &key, ref, &idx, &bucket_flags, &size) != 0)
-    return ST_PENDING_UNDECIDED;
+  /* An allocation at an address we think is live proves we missed its free. */
+  int err = live_try_insert(ptr, obj);
+  if (err == ST_INSERT_STALE) {
+    end_any(ptr, ST_END_REUSED);
+    err = live_try_insert(ptr, obj);
+  }
+  return live_insert_settle(ptr, obj, err);
+}
+
+/* A head that waited to share its data's slot gets its own after all (its
+ * data never came, or could not take it). */
+static __always_inline void file_pending_head(struct st_cpu_state *cpu, int level, __u64 head, __u32 head_bucket)
+{
+  if (level < 0 || level > 2 || !head)
+    return;
+  __u32 idx = head_bucket - 1;
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &idx);
   if (!c)
-    return ST_PENDING_UNDECIDED;
+    return;
+  struct st_object obj = {
+      .packed = (idx & ST_OBJ_BUCKET_MASK) | (cpu->pending_stack[level] & ST_OBJ_STACK_BITS) | ST_OBJ_SKB_HEAD,
+      .alloc_tick = now_tick(),
+  };
+  if (file_slot(head, &obj))
+    return;
+  c->tracked += 1;
+  c->tracked_bytes += cpu->pending_bytes[level];
+}
+
+/* An allocation booked in its bucket: the bucket, its counters, and the
+ * object's size. */
+struct st_booking {
+  struct st_counters *c;
+  __u32 idx;
+  __u32 flags; /* the bucket's ST_BUCKET_* flags */
+  __u32 size;
+};
+
+/* Finds the bucket of an allocation in the sample and counts the allocation
+ * there. Returns 0 when booked. */
+static __always_inline int book(struct st_cpu_state *cpu, int ctx_level, int typed, __u64 cache_key,
+                                const struct st_cache_ref *ref, __u32 skb_flags, struct st_booking *b)
+{
+  struct st_bucket_key key = {.cache = cache_key, .cgroup = current_cgroup(ctx_level, typed)};
+  if (bucket_for(cpu, &key, ref, &b->idx, &b->flags, &b->size) != 0)
+    return -1;
+  struct st_counters *c = bpf_map_lookup_elem(&st_counts, &b->idx);
+  if (!c)
+    return -1;
   c->allocs += 1;
-  c->alloc_bytes += size;
+  c->alloc_bytes += b->size;
+  b->c = c;
   /* Not the fclone cache (two sk_buffs and a count per object). */
-  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && size < 2 * bpf_core_type_size(struct sk_buff)) {
+  if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && b->size < 2 * bpf_core_type_size(struct sk_buff)) {
     /* raw_tp events carry the cache, not its name: read it once, here. */
     const char *name = ref->name;
     const struct kmem_cache *s = (const struct kmem_cache *)ref->cache;
     if (!name && s)
       name = BPF_CORE_READ(s, name);
-    learn_skb_head_cache(cache_key, name, size);
+    learn_skb_head_cache(cache_key, name, b->size);
   }
+  return 0;
+}
 
-  if (bucket_flags & ST_BUCKET_IGNORED) {
+/* Files a booked allocation: unless its bucket is ignored, its slot.
+ * stack_bits: ST_PENDING_UNDECIDED to draw. level: the context's pending skb
+ * (0-2). defer: an skb head that, if of the head cache, waits for its data to
+ * share one slot (skb_one_slot): its bucket is left in
+ * cpu->pending_bucket[level]. head_bucket (+ 1): a data buffer whose head
+ * waits so; link is then that head's address. Returns the stack bits it was
+ * given (for its sk_buff's data buffer to share), ST_PENDING_UNDECIDED when
+ * its bucket took none. */
+static __always_inline __u32 file_booked(void *ctx, struct st_cpu_state *cpu, struct st_booking *b, __u64 ptr,
+                                         __u64 cache_key, __u32 skb_flags, __u64 link, __u32 stack_bits, int level,
+                                         int defer, __u32 head_bucket)
+{
+  if (level < 0 || level > 2)
+    return ST_PENDING_UNDECIDED;
+  __u32 idx = b->idx;
+  if (b->flags & ST_BUCKET_IGNORED) {
     /* Still end a stale entry at this address: it was freed unseen. */
     end_any(ptr, ST_END_REUSED);
+    if (head_bucket && cpu)
+      file_pending_head(cpu, level, link, head_bucket);
     return ST_PENDING_UNDECIDED;
   }
 
   if (stack_bits == ST_PENDING_UNDECIDED)
     stack_bits = stack_bits_of(ctx, stack_draw(cpu));
+  if (defer && skb_one_slot && cpu && cache_key == st_skb_head_cache) {
+    cpu->pending_bucket[level] = idx + 1;
+    cpu->pending_bytes[level] = b->size;
+    return stack_bits;
+  }
+  if (head_bucket && cpu) {
+    /* The head shares this slot if this bucket's heads are in its bucket
+     * (always, but checked: the report reads them from here). */
+    __u32 *of = &st_head_bucket_of[idx & ST_OBJ_BUCKET_MASK];
+    if (*of == 0)
+      *of = head_bucket;
+    if (*of == head_bucket) {
+      skb_flags = ST_OBJ_SKB_BOTH;
+      link = 0;
+    } else {
+      file_pending_head(cpu, level, link, head_bucket);
+      head_bucket = 0;
+    }
+  }
   struct st_object obj = {
       .packed = (idx & ST_OBJ_BUCKET_MASK) | (stack_bits & ST_OBJ_STACK_BITS) | skb_flags,
       .alloc_tick = now_tick(),
       .link = link,
   };
-  /* An allocation at an address we think is live proves we missed its free. */
-  int err = live_try_insert(ptr, &obj);
-  if (err == ST_INSERT_STALE) {
-    end_any(ptr, ST_END_REUSED);
-    err = live_try_insert(ptr, &obj);
-  }
-  if (live_insert_settle(ptr, &obj, err))
+  if (file_slot(ptr, &obj))
     return stack_bits;
+  struct st_counters *c = b->c;
   c->tracked += 1;
-  c->tracked_bytes += size;
+  c->tracked_bytes += b->size;
+  if (head_bucket) {
+    __u32 hidx = head_bucket - 1;
+    struct st_counters *hc = bpf_map_lookup_elem(&st_counts, &hidx);
+    if (hc) {
+      hc->tracked += 1;
+      hc->tracked_bytes += cpu->pending_bytes[level];
+    }
+  }
   return stack_bits;
+}
+
+/* Books and files one allocation in the sample (see book, file_booked). */
+static __always_inline __u32 track(void *ctx, struct st_cpu_state *cpu, int ctx_level, int typed, __u64 ptr,
+                                   __u64 cache_key, const struct st_cache_ref *ref, __u32 skb_flags, __u64 link,
+                                   __u32 stack_bits, int level, int defer, __u32 head_bucket)
+{
+  struct st_booking b = {};
+  if (book(cpu, ctx_level, typed, cache_key, ref, skb_flags, &b) != 0)
+    return ST_PENDING_UNDECIDED;
+  return file_booked(ctx, cpu, &b, ptr, cache_key, skb_flags, link, stack_bits, level, defer, head_bucket);
 }
 
 /* cache_key: the bucket's cache (see struct st_bucket_key); ref: what else is
@@ -355,6 +504,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * site is __alloc_skb's own return address (see known_data_site). */
   __u32 skb_flags = 0;
   __u64 pending = 0;
+  __u32 head_bucket = 0; /* the pending head waits to share its data's slot */
   int level = ctx_level > 2 ? 2 : ctx_level;
   int skb_site = in_skb_alloc(call_site);
   if (cpu && !skb_site && skb_data_site_is_caller && cpu->pending_head[level] && !object_size &&
@@ -368,12 +518,19 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     __u64 unmatched = head ? *slot : 0; /* a head before this one whose data never came */
     pending = head ? 0 : *slot;
     *slot = 0;
+    head_bucket = cpu->pending_bucket[level];
+    cpu->pending_bucket[level] = 0;
+    if (unmatched && head_bucket) {
+      file_pending_head(cpu, level, unmatched, head_bucket);
+      head_bucket = 0;
+    }
     if (pending) {
       skb_flags = ST_OBJ_SKB_DATA;
     } else if (head && ptr) {
       skb_flags = ST_OBJ_SKB_HEAD;
       *slot = ptr;
       cpu->pending_stack[level] = ST_PENDING_UNDECIDED;
+      cpu->pending_deferred[level] = 0;
       if (skb_data_site_is_caller) {
         __u64 site = 0;
         if (unmatched || !st_skb_data_sites[0]) {
@@ -387,6 +544,7 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     skb_flags = ST_OBJ_SKB_HEAD;
   }
   if (!ptr) {
+    /* A data buffer that failed: __alloc_skb frees its head. */
     stat_add(ST_STAT_FAILED_ALLOCS, 1);
     return 0;
   }
@@ -401,31 +559,64 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * own addresses, 15 in 16 sampled heads had an unsampled data buffer and
    * ended only when their address came back, as missed frees. So the head
    * waits here for its data, and is filed with it. Not on classic
-   * tracepoints, whose cache name lives in the event record, gone by then. */
-  if (sample_shift && typed && cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr) {
+   * tracepoints, whose cache name lives in the event record, gone by then.
+   * Unsampled, a head of the head cache that will share its data's slot
+   * (skb_one_slot) waits too, with its stack drawn here: its data's bucket
+   * names its own (st_head_bucket_of, one head bucket per data bucket), which
+   * spares it the cgroup, bucket and counter lookups of an event of its own.
+   * Not under a cache filter, where its bucket may be one left out and its
+   * stack draw would spend the budget of the caches asked for. */
+  int is_head = cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr;
+  if (is_head && typed &&
+      (sample_shift || (skb_one_slot && !cache_filter_count && st_skb_head_cache && cache_key == st_skb_head_cache))) {
     cpu->pending_key[level] = cache_key;
     cpu->pending_name[level] = (__u64)ref->name;
     cpu->pending_cache[level] = ref->cache;
     cpu->pending_size[level] = ref->size;
+    cpu->pending_bytes[level] = object_size;
+    cpu->pending_deferred[level] = 1;
+    if (!sample_shift)
+      cpu->pending_stack[level] = stack_bits_of(ctx, stack_draw(cpu));
     return 0;
   }
   if (!sampled(ptr))
     return 0;
   __u32 inherited = ST_PENDING_UNDECIDED;
+  int head_waits = 0;
   if (cpu && (skb_flags & ST_OBJ_SKB_DATA)) {
-    if (sample_shift && typed) {
+    inherited = cpu->pending_stack[level];
+    head_waits = cpu->pending_deferred[level];
+    cpu->pending_deferred[level] = 0;
+  }
+  struct st_booking b = {};
+  if (book(cpu, ctx_level, typed, cache_key, ref, skb_flags, &b) != 0)
+    return 0;
+  if (cpu && head_waits) {
+    /* The head's bucket by its data's, once a whole sk_buff has shown it;
+     * else found the long way (its cgroup is its data's, so is its bucket's). */
+    __u32 hb = (b.flags & ST_BUCKET_IGNORED) ? 0 : st_head_bucket_of[b.idx & ST_OBJ_BUCKET_MASK];
+    __u32 hidx = hb - 1;
+    struct st_counters *hc = hb ? bpf_map_lookup_elem(&st_counts, &hidx) : NULL;
+    if (hc) {
+      hc->allocs += 1;
+      hc->alloc_bytes += cpu->pending_bytes[level];
+      if (inherited == ST_PENDING_UNDECIDED)
+        inherited = stack_bits_of(ctx, stack_draw(cpu));
+      head_bucket = hb;
+    } else {
       struct st_cache_ref head_ref = {.name = (const char *)cpu->pending_name[level],
                                       .cache = cpu->pending_cache[level],
                                       .size = cpu->pending_size[level]};
       inherited = track(ctx, cpu, ctx_level, typed, pending, cpu->pending_key[level], &head_ref,
-                        ST_OBJ_SKB_HEAD, 0, ST_PENDING_UNDECIDED);
-    } else {
-      inherited = cpu->pending_stack[level];
+                        ST_OBJ_SKB_HEAD, 0, inherited, level, 1, 0);
+      head_bucket = cpu->pending_bucket[level];
+      cpu->pending_bucket[level] = 0;
     }
+    cpu->pending_stack[level] = inherited;
   }
-  __u32 filed = track(ctx, cpu, ctx_level, typed, ptr, cache_key, ref, skb_flags,
-                      (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0, inherited);
-  if (!(sample_shift && typed) && cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr)
+  __u32 filed = file_booked(ctx, cpu, &b, ptr, cache_key, skb_flags, (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
+                            inherited, level, is_head, head_bucket);
+  if (!(sample_shift && typed) && is_head)
     cpu->pending_stack[level] = filed;
   return 0;
 }
@@ -435,6 +626,27 @@ static __always_inline int on_free(__u64 ptr)
   if (!ptr || !sampled(ptr))
     return 0;
   end_any(ptr, ST_END_FREE);
+  return 0;
+}
+
+/* kmem_cache_free, with the cache where the event carries it (skb_one_slot):
+ * a head of the head cache freed while its data lives on, which only a
+ * clone's original is (skb_release_data frees the data first otherwise),
+ * leaves its sk_buff's one slot. */
+static __always_inline int on_cache_free(__u64 ptr, __u64 cache)
+{
+  if (!ptr)
+    return 0;
+  if (sampled(ptr) && end_any(ptr, ST_END_FREE))
+    return 0;
+  if (!skb_one_slot || !cache || cache != st_skb_head_cache)
+    return 0;
+  const struct sk_buff *skb = (const struct sk_buff *)ptr;
+  if (!BPF_CORE_READ_BITFIELD_PROBED(skb, cloned))
+    return 0;
+  struct st_slot *s = one_slot_of(ptr);
+  if (s)
+    end_head_of_slot(s, ST_END_FREE);
   return 0;
 }
 
@@ -460,7 +672,14 @@ int BPF_PROG(st_btf_cache_alloc, unsigned long call_site, const void *ptr, struc
 SEC("tp_btf/kmem_cache_free")
 int BPF_PROG(st_btf_cache_free, unsigned long call_site, const void *ptr)
 {
-  return on_free((__u64)ptr);
+  /* (call_site, ptr, s) where skb_one_slot: the branch is pruned elsewhere. */
+  __u64 cache = 0;
+  if (skb_one_slot) {
+    struct st_cpu_state *cpu = cpu_state();
+    if (cpu)
+      cache = as_number(cpu, (const void *)ctx[2]);
+  }
+  return on_cache_free((__u64)ptr, cache);
 }
 
 SEC("tp_btf/kmalloc")
@@ -524,7 +743,10 @@ int st_raw_kmalloc(struct bpf_raw_tracepoint_args *ctx) { return raw_kmalloc(ctx
 SEC("raw_tp/kmalloc_node")
 int st_raw_kmalloc_node(struct bpf_raw_tracepoint_args *ctx) { return raw_kmalloc(ctx); }
 SEC("raw_tp/kmem_cache_free")
-int st_raw_cache_free(struct bpf_raw_tracepoint_args *ctx) { return on_free(ctx->args[1]); }
+int st_raw_cache_free(struct bpf_raw_tracepoint_args *ctx)
+{
+  return on_cache_free(ctx->args[1], skb_one_slot ? ctx->args[2] : 0);
+}
 SEC("raw_tp/kfree")
 int st_raw_kfree(struct bpf_raw_tracepoint_args *ctx) { return on_free(ctx->args[1]); }
 

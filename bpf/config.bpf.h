@@ -66,6 +66,12 @@ const volatile __u64 vmemmap_base_addr = 0;
 /* kmalloc_reserve is a macro (before 6.3): the data buffer's kmalloc reports
  * __alloc_skb's return address as its call site, not a site inside it. */
 const volatile __u32 skb_data_site_is_caller = 0;
+/* One table slot per sk_buff from __alloc_skb, head and data together
+ * (ST_OBJ_SKB_BOTH): one insert and one release per packet instead of two.
+ * Set where the kmem_cache_free event carries the cache (6.1+, typed
+ * attachment), which a head freed before its data (a clone's original) is
+ * told by. */
+const volatile __u32 skb_one_slot = 0;
 const volatile __u32 nr_cpus = 1; /* possible CPUs (ST_LEGACY bucket numbers) */
 const volatile __u32 live_mask = (1 << 21) - 1;
 const volatile __s64 preempt_count_from_rq = 0;

@@ -243,8 +243,10 @@ static __always_inline int live_insert_settle(__u64 ptr, const struct st_object 
 {
   if (err == ST_INSERT_RACE)
     err = live_try_insert(ptr, obj);
+  /* Counted in objects: a whole sk_buff's slot is two. */
   if (err)
-    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY, 1);
+    stat_add(err == ST_INSERT_FULL ? ST_STAT_MAP_FULL : ST_STAT_BUSY,
+             (obj->packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH ? 2 : 1);
   return err;
 }
 

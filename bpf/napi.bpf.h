@@ -66,7 +66,8 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
   if (live_find(addr))
     return 0; /* seen allocated, or adopted already */
   struct st_slot *data = live_find(head);
-  if (!data || (data->obj.packed & (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA)) == ST_OBJ_SKB_HEAD)
+  /* A head, or a whole sk_buff (tracked already): nothing to adopt. */
+  if (!data || (data->obj.packed & ST_OBJ_SKB_HEAD))
     return 0;
   if (!st_skb_head_cache) {
     stat_add(ST_STAT_ADOPT_NO_CACHE, 1);

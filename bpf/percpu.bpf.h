@@ -50,6 +50,12 @@ struct st_cpu_state {
   __u64 pending_name[3];  /* const char *: the cache's name, or 0 */
   __u64 pending_cache[3]; /* struct kmem_cache *, or 0 */
   __u32 pending_size[3];  /* object size, or 0: the bucket's */
+  /* skb_one_slot: the pending head's bucket + 1 when it waits to share its
+   * data's slot (0: filed already, or not tracked), and its size. */
+  __u32 pending_bucket[3];
+  __u32 pending_bytes[3];
+  /* The pending head waits for its data's event to be booked (see on_alloc). */
+  __u32 pending_deferred[3];
   /* Object sizes of the caches __alloc_skb allocated from (see cache_object_size). */
   struct {
     __u64 cache;

@@ -79,7 +79,7 @@ static long tie_step(__u64 i, void *data)
   w->next = skb_next(addr);
   if (!head_in_sample(addr))
     return 0;
-  struct st_slot *s = live_find(addr);
+  struct st_slot *s = head_slot(addr);
   if (!s || !(s->obj.packed & ST_OBJ_SKB_HEAD))
     return 0;
   /* Counted absolutely below: a head moved from another socket's queue

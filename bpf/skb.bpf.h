@@ -26,7 +26,11 @@ static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
     return 0;
   __u64 link = 0;
   __u32 ms = 0;
-  end_object(skb, ST_END_SKB_EVENT, &link, &ms);
+  if (end_object(skb, ST_END_SKB_EVENT, &link, &ms))
+    return 0;
+  struct st_slot *s = one_slot_of(skb);
+  if (s)
+    end_head_of_slot(s, ST_END_SKB_EVENT);
   return 0;
 }
 
@@ -83,7 +87,7 @@ static __always_inline int tie_queued(void *ctx, __u64 addr, const struct sock *
 {
   if (!head_in_sample(addr))
     return 0;
-  struct st_slot *s = live_find(addr);
+  struct st_slot *s = head_slot(addr);
   /* A head from the NAPI cache that no receive entry point showed. */
   if (!s && adopt_head(ctx, addr, (__u64)BPF_CORE_READ(skb, head), skb, typed))
     s = live_find(addr);
@@ -158,7 +162,7 @@ static __always_inline int on_read(__u64 skb)
 {
   if (!skb || !head_in_sample(skb))
     return 0;
-  struct st_slot *s = live_find(skb);
+  struct st_slot *s = head_slot(skb);
   struct st_object *o = s ? &s->obj : NULL;
   if (o && (o->packed & ST_OBJ_SKB_HEAD) && o->link) {
     __u64 sk = o->link;

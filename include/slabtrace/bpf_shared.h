@@ -95,6 +95,11 @@ struct st_counters {
  * adopted into the skb head cache's bucket (bpf/napi.bpf.h). */
 #define ST_OBJ_SKB_ADOPTED (1u << 29)
 #define ST_OBJ_FLAGS (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA | ST_OBJ_SKB_ADOPTED)
+/* Both: one slot for a whole sk_buff from __alloc_skb (skb_one_slot), under
+ * its data buffer's address and in the data's bucket; its head is in the skb
+ * head cache's bucket of the same cgroup, st_head_bucket_of[bucket] - 1, and
+ * `link` is the socket holding it. The data's free ends both. */
+#define ST_OBJ_SKB_BOTH (ST_OBJ_SKB_HEAD | ST_OBJ_SKB_DATA)
 /* Its stack was drawn at the throttled rate (see ST_STACK_THROTTLE_SHIFT). */
 #define ST_OBJ_STACK_THROTTLED (1u << 28)
 #define ST_OBJ_BUCKET_MASK (ST_MAX_BUCKETS - 1)
@@ -114,7 +119,7 @@ struct st_adopt_dev {
 struct st_object {
   __u32 packed;
   __u32 alloc_tick; /* low 32 bits of jiffies at allocation (see now_tick) */
-  __u64 link;     /* skb data: its head; skb head: the socket holding it; else 0 */
+  __u64 link;     /* skb data: its head; skb head or whole sk_buff: the socket holding it; else 0 */
 };
 #define ST_OBJ_BUCKET(packed) ((packed) & ST_OBJ_BUCKET_MASK)
 #define ST_OBJ_STACK(packed) (((packed) >> ST_OBJ_STACK_SHIFT) & ST_OBJ_NO_STACK)

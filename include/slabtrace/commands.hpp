@@ -14,6 +14,7 @@ struct CommonOptions {
   bpf::AttachMode attach_mode = bpf::AttachMode::Auto;
   bpf::IrqContext irq_context = bpf::IrqContext::Auto;
   bpf::QueueTies queue_ties = bpf::QueueTies::Auto;
+  std::uint32_t skb_slots = 1;
   std::uint32_t sample = 1;
   std::uint32_t max_objects = 1u << 20;
   std::uint32_t max_buckets = ST_MAX_BUCKETS;

@@ -73,6 +73,9 @@ struct TracerOptions {
   std::vector<AddrRange> ignore_ranges;  // allocation sites never traced (the BPF map allocator)
   IrqContext irq_context = IrqContext::Auto;
   QueueTies queue_ties = QueueTies::Auto;
+  // One live-table slot per sk_buff from __alloc_skb (head and data), where
+  // the kmem_cache_free event carries the cache; else two.
+  bool skb_one_slot = true;
   // Addresses of the kernel's page_offset_base and vmemmap_base (kallsyms;
   // 0: not listed): let the BPF side find an object's cache from its slab
   // page where the allocation event carries no cache pointer (before 6.1).
@@ -99,6 +102,17 @@ struct LiveObject {
   std::uint64_t age_ms = 0;       // at the time of the walk
   std::uint64_t link = 0;
 };
+
+// A whole sk_buff's slot (ST_OBJ_SKB_BOTH: head and data in one, under the
+// data's address) is two objects: its head, in the head cache's bucket
+// (head_bucket is st_head_bucket_of's entry, bucket + 1; 0: none known), tied
+// to the socket holding it, and its data buffer, whose link is the slot's
+// own address, where find_live finds the head again.
+struct WholeSkb {
+  LiveObject head;
+  LiveObject data;
+};
+WholeSkb split_whole_skb(const LiveObject& both, std::uint32_t head_bucket);
 
 struct ProgramCost {
   std::string name;
@@ -190,6 +204,11 @@ class Tracer {
   };
   std::vector<WalkerLink> walker_links_;
   int alloc_cache_arg_ = -1;  // kmem_cache_alloc's struct kmem_cache * argument, -1: none
+  int free_cache_arg_ = -1;   // kmem_cache_free's, -1: none
+  bool skb_one_slot_ = false;  // one live-table slot per sk_buff (ST_OBJ_SKB_BOTH)
+  std::uint32_t head_bucket_of(std::uint32_t bucket) const;
+  LiveObject head_view(const LiveObject& both) const;
+  LiveObject as_found(const LiveObject& o) const;
   std::vector<std::string> limitations_;
   std::uint64_t start_ns_ = 0;
   // jiffies and CLOCK_MONOTONIC read together by the st_clock program.

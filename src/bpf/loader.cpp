@@ -380,6 +380,15 @@ QueueTies parse_queue_ties(const std::string& text) {
   throw UserError(fmt::format("--queue-ties {}: expected auto, walk or events", text));
 }
 
+WholeSkb split_whole_skb(const LiveObject& both, std::uint32_t head_bucket) {
+  WholeSkb skb{both, both};
+  skb.head.bucket = head_bucket ? head_bucket - 1 : ST_MAX_BUCKETS;  // no such bucket: the report skips it
+  skb.head.flags = ST_OBJ_SKB_HEAD;
+  skb.data.flags = ST_OBJ_SKB_DATA;
+  skb.data.link = both.addr;  // its head: found again under this address (find_live)
+  return skb;
+}
+
 void Tracer::SkelDeleter::operator()(::slabtrace_bpf* skel) const { slabtrace_bpf__destroy(skel); }
 
 namespace {
@@ -389,6 +398,7 @@ struct KernelFeatures {
   bool btf = false;               // vmlinux BTF (or --btf)
   bool tp_btf_void_args = false;  // see tp_btf_reads_void_args
   int alloc_cache_arg = -1;       // kmem_cache_alloc's struct kmem_cache * argument
+  int free_cache_arg = -1;        // kmem_cache_free's (6.1+: 2)
   bool bpf_loop = false;          // 5.17; with it, atomic compare-and-swap (5.12)
   bool task_btf = false;          // bpf_get_current_task_btf, 5.11
   KmallocKinds kmalloc;           // gfp bits of the kmalloc caches this kernel has
@@ -409,6 +419,7 @@ KernelFeatures probe_kernel(const TracerOptions& options, bool have_btf) {
   btf* running = btf__load_vmlinux_btf();  // what tp_btf/raw_tp attach to, whatever --btf says
   btf* described = options.btf_path.empty() ? running : btf__parse(options.btf_path.c_str(), nullptr);
   if (described) f.alloc_cache_arg = struct_arg_index(described, "kmem_cache_alloc", "kmem_cache");
+  if (described) f.free_cache_arg = struct_arg_index(described, "kmem_cache_free", "kmem_cache");
   f.preempt_count_from_rq = preempt_count_from_rq(described);
   f.rdonly_cast = running && btf__find_by_name_kind(running, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
   f.tp_btf_void_args = have_btf && tp_btf_reads_void_args(running);
@@ -464,6 +475,7 @@ Tracer::Tracer(const TracerOptions& options) {
   legacy_ = !features.bpf_loop;
   task_btf_ = features.task_btf;
   alloc_cache_arg_ = features.alloc_cache_arg;
+  free_cache_arg_ = features.free_cache_arg;
   rdonly_cast_ = !legacy_ && features.rdonly_cast;
   if (options.irq_context != IrqContext::Programs) {
     // The main object reads the count with bpf_rdonly_cast, the legacy one
@@ -636,6 +648,10 @@ void Tracer::open_and_load(const TracerOptions& options, AttachMode mode, const 
     ro->ignore_ranges[i].end = options.ignore_ranges[i].end;
   }
   ro->skb_data_site_is_caller = options.skb_data_site_is_caller ? 1 : 0;
+  // A head freed before its data is told by the free event's cache (typed
+  // attachments: classic events carry a name at most).
+  skb_one_slot_ = options.skb_one_slot && free_cache_arg_ == 2 && mode != AttachMode::Tracepoint;
+  ro->skb_one_slot = skb_one_slot_ ? 1 : 0;
   ro->skb_clone_range.start = options.skb_clone_range.start;
   ro->skb_clone_range.end = options.skb_clone_range.end;
 
@@ -860,6 +876,11 @@ std::vector<std::uint32_t> Tracer::retire_buckets(const std::vector<std::uint32_
     if (bpf_map_update_elem(counts_fd, &i, zeros.data(), BPF_ANY) != 0 ||
         bpf_map_update_elem(info_fd, &i, &empty, BPF_ANY) != 0)
       map_write_failed("st_buckets", errno);
+    // Nor may a reused index inherit a whole sk_buff's head bucket, either way.
+    volatile std::uint32_t* head_of = skel_->bss->st_head_bucket_of;
+    head_of[i] = 0;
+    for (std::uint32_t j = 0; j < ST_MAX_BUCKETS; ++j)
+      if (head_of[j] == i + 1) head_of[j] = 0;
     if (bpf_map_update_elem(free_fd, nullptr, &i, BPF_ANY) != 0) map_write_failed("st_free_buckets", errno);
     retired.push_back(i);
   }
@@ -933,6 +954,15 @@ LiveObject unpack(std::uint64_t addr, const volatile st_slot& slot) {
 
 }  // namespace
 
+// The head bucket (+ 1) of a whole sk_buff in data bucket `bucket`.
+std::uint32_t Tracer::head_bucket_of(std::uint32_t bucket) const {
+  return skel_->bss->st_head_bucket_of[bucket & ST_OBJ_BUCKET_MASK];
+}
+
+LiveObject Tracer::head_view(const LiveObject& both) const {
+  return split_whole_skb(both, head_bucket_of(both.bucket)).head;
+}
+
 void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) const {
   auto now = std::uint32_t(read_clock().jiffies);
   std::uint32_t ticks_per_s = hz();
@@ -940,25 +970,41 @@ void Tracer::for_each_live(const std::function<void(const LiveObject&)>& fn) con
     LiveObject o = unpack(addr, slot);
     auto ticks = std::int32_t(now - o.alloc_tick);  // wraps; an object newer than `now` is 0 old
     o.age_ms = ticks > 0 ? std::uint64_t(ticks) * 1000 / ticks_per_s : 0;
-    fn(o);
+    if ((o.flags & ST_OBJ_SKB_BOTH) != ST_OBJ_SKB_BOTH) {
+      fn(o);
+      return;
+    }
+    WholeSkb skb = split_whole_skb(o, head_bucket_of(o.bucket));
+    fn(skb.head);
+    fn(skb.data);
   };
   if (legacy_) {
     walk_hash<std::uint64_t, st_slot>(bpf_map__fd(skel_->maps.st_live_hash), "st_live_hash",
                                       [&](std::uint64_t addr, const st_slot& slot) { visit(addr, slot); });
     return;
   }
+  std::size_t used = 0, whole_skbs = 0;
   for (std::size_t i = 0; i < live_slot_count_; ++i) {
     const volatile st_slot& slot = live_slots_[i];
     std::uint64_t addr = slot.addr;
     if (addr == ST_SLOT_EMPTY || addr == ST_SLOT_DEAD) continue;
+    ++used;
+    if ((slot.obj.packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH) ++whole_skbs;
     visit(addr, slot);
   }
+  spdlog::debug("live table: {} slots in use, {} of them whole sk_buffs (skb_one_slot {})", used, whole_skbs,
+                skb_one_slot_);
+}
+
+// By address, a whole sk_buff is its head (the data view's link points here).
+LiveObject Tracer::as_found(const LiveObject& o) const {
+  return (o.flags & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH ? head_view(o) : o;
 }
 
 std::optional<LiveObject> Tracer::find_live(std::uint64_t addr) const {
   if (legacy_) {
     st_slot slot{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_live_hash), &addr, &slot) == 0) return unpack(addr, slot);
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.st_live_hash), &addr, &slot) == 0) return as_found(unpack(addr, slot));
     if (errno != ENOENT) map_read_failed("st_live_hash", errno);
     return std::nullopt;
   }
@@ -968,7 +1014,7 @@ std::optional<LiveObject> Tracer::find_live(std::uint64_t addr) const {
   for (std::uint32_t k = 0; k < ST_LIVE_PROBES; ++k) {
     const volatile st_slot& slot = live_slots_[(home + k) & mask];
     std::uint64_t a = slot.addr;
-    if (a == addr) return unpack(addr, slot);
+    if (a == addr) return as_found(unpack(addr, slot));
     if (a == ST_SLOT_EMPTY) break;
   }
   return std::nullopt;

@@ -49,6 +49,10 @@ void add_tracer_options(CLI::App* cmd, commands::CommonOptions& o) {
          "queues at each report or refresh; 5.17+), events (per packet at sock:sk_data_ready; 6.3+) "
          "or auto (default: walk where it loads, else events)")
       ->check(CLI::IsMember({"auto", "walk", "events"}));
+  cmd->add_option("--skb-slots", o.skb_slots,
+                  "live-table slots per sk_buff from __alloc_skb: 1 (default where the kmem_cache_free event "
+                  "carries the cache, 6.1+; one insert and one release per packet) or 2 (head and data apart)")
+      ->check(CLI::Range(1u, 2u));
   cmd->add_option("--sample", o.sample, "track 1 in N object addresses (power of two; estimates are scaled)")
       ->check(kPositive);
   cmd->add_option("--max-objects", o.max_objects, "objects the live-object table has room for")->check(CLI::Range(1024u, 1u << 26));

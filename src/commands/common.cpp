@@ -139,6 +139,7 @@ SessionOptions session_options(const CommonOptions& c, std::size_t top) {
   o.tracer.attach_mode = c.attach_mode;
   o.tracer.irq_context = c.irq_context;
   o.tracer.queue_ties = c.queue_ties;
+  o.tracer.skb_one_slot = c.skb_slots == 1;
   o.tracer.sample_shift = power_of_two_shift(c.sample, "--sample");
   o.tracer.stack_shift = c.no_stacks ? ST_STACK_NONE : power_of_two_shift(c.stack_sample, "--stack-sample");
   // Per second in the option, per ST_STACK_WINDOW_NS (0.1 s) in the BPF side.

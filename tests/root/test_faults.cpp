@@ -253,7 +253,8 @@ TEST_CASE("faults: a live table at 2x and 10x its room is counted and reported, 
     holder.exit();
     INFO(times << "x: lost " << report["lost"].dump() << ", live " << report["live_objects"]);
     CHECK(report["live_capacity"] == room);
-    CHECK(report["live_objects"].get<std::uint64_t>() <= std::uint64_t(2 * room));
+    // Two slots per object of room; a whole sk_buff (head and data) takes one.
+    CHECK(report["live_objects"].get<std::uint64_t>() <= std::uint64_t(4 * room));
     // What found no slot is counted, and the bucket counters count every allocation.
     CHECK(report["lost"]["map_full"].get<std::uint64_t>() + report["live_objects"].get<std::uint64_t>() >=
           std::uint64_t(2 * datagrams));

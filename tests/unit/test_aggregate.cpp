@@ -107,6 +107,33 @@ TEST_CASE("aggregate: a UDP leak from fakes gives caches, cgroups, stacks, skb p
   CHECK(r.notes.size() == 1);  // the full map
 }
 
+
+TEST_CASE("aggregate: sk_buffs in one slot each report as heads and data, as in two", "[unit][aggregate][skb]") {
+  UdpLeak two(2000);
+  UdpLeak one(2000);
+  one.trace.live.clear();
+  for (const auto& o : two.trace.live) {
+    if (!(o.flags & ST_OBJ_SKB_DATA)) continue;
+    bpf::LiveObject both = o;  // the slot: the data's address and bucket, the head's socket and stack
+    both.flags = ST_OBJ_SKB_BOTH;
+    both.link = 0xAA;
+    both.stack_id = 7;
+    auto skb = bpf::split_whole_skb(both, 0 + 1);
+    one.trace.live.push_back(skb.head);
+    one.trace.live.push_back(skb.data);
+  }
+  model::Report a = model::aggregate(two.run, two.trace, two.kernel);
+  model::Report b = model::aggregate(one.run, one.trace, one.kernel);
+  CHECK(b.skb.outstanding_heads == a.skb.outstanding_heads);
+  REQUIRE(b.skb.data_caches.size() == 1);
+  CHECK(b.skb.data_caches[0].with_live_head == 2000);
+  REQUIRE(b.skb.holders.size() == 1);
+  CHECK(b.skb.holders[0].queued_skbs == 2000);
+  CHECK(b.skb.holders[0].queued_bytes == a.skb.holders[0].queued_bytes);
+  REQUIRE(b.caches.size() == a.caches.size());
+  for (std::size_t k = 0; k < a.caches.size(); ++k) CHECK(b.caches[k].outstanding == a.caches[k].outstanding);
+  CHECK(b.cgroups[0].outstanding == 4000);
+}
 TEST_CASE("aggregate: a holder whose queue the kernel says is empty is a note, not a holder", "[unit][aggregate]") {
   UdpLeak leak(10);
   leak.kernel.sockets_by_inode[18884].rx_queue_bytes = 0;

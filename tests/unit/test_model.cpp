@@ -6,6 +6,7 @@
 #include "slabtrace/crosscheck.hpp"
 #include "slabtrace/output.hpp"
 #include "slabtrace/session.hpp"
+#include "slabtrace/tracer.hpp"
 #include "slabtrace/verdict.hpp"
 
 using namespace slabtrace;
@@ -343,4 +344,26 @@ TEST_CASE("record and doctor list the processes a shared socket is open in", "[u
   CHECK(many.str().find(", pid 4249 (child) in /kubepods.slice/pod2/child and 2 more\n") != std::string::npos);
   CHECK(output::open_in_line(h.owners, 2).rfind("  open in: pid 4242 (leaky)", 0) == 0);
   CHECK(output::open_in_line({}, 2).empty());
+}
+
+TEST_CASE("a whole sk_buff's slot is its head and its data buffer", "[model][skb]") {
+  slabtrace::bpf::LiveObject both;
+  both.addr = 0xffff888012345000ull;
+  both.bucket = 7;
+  both.stack_id = 42;
+  both.flags = ST_OBJ_SKB_BOTH;
+  both.age_ms = 1500;
+  both.link = 0xffff888000abc000ull;  // the socket holding it
+  auto skb = slabtrace::bpf::split_whole_skb(both, 3 + 1);
+  CHECK(skb.head.bucket == 3);
+  CHECK(skb.head.flags == ST_OBJ_SKB_HEAD);
+  CHECK(skb.head.link == both.link);
+  CHECK(skb.head.stack_id == 42);
+  CHECK(skb.head.age_ms == 1500);
+  CHECK(skb.data.bucket == 7);
+  CHECK(skb.data.flags == ST_OBJ_SKB_DATA);
+  CHECK(skb.data.link == both.addr);
+  CHECK(skb.data.stack_id == 42);
+  // No head bucket known: the head is in no bucket, which the report skips.
+  CHECK(slabtrace::bpf::split_whole_skb(both, 0).head.bucket == ST_MAX_BUCKETS);
 }
