@@ -876,7 +876,8 @@ std::vector<std::uint32_t> Tracer::retire_buckets(const std::vector<std::uint32_
     if (bpf_map_update_elem(counts_fd, &i, zeros.data(), BPF_ANY) != 0 ||
         bpf_map_update_elem(info_fd, &i, &empty, BPF_ANY) != 0)
       map_write_failed("st_buckets", errno);
-    // Nor may a reused index inherit a whole sk_buff's head bucket, either way.
+    // Nor may the index, once reused, inherit a whole sk_buff's head bucket:
+    // forget it as a data bucket's entry and as any data bucket's head bucket.
     volatile std::uint32_t* head_of = skel_->bss->st_head_bucket_of;
     head_of[i] = 0;
     for (std::uint32_t j = 0; j < ST_MAX_BUCKETS; ++j)
