@@ -136,7 +136,7 @@ static __always_inline __u32 end_slot(struct st_slot *s, __u32 index, __u64 ptr,
   *alloc_tick = o->alloc_tick;
   if (!live_release(s, ptr, index))
     return 0;
-  /* Ended bytes are ended objects times the bucket's object size: user space. */
+  /* Counts only: bytes are counts times the bucket's object size (user space). */
   struct st_counters *c = bpf_map_lookup_elem(&st_counts, &bucket);
   if (c && reason < ST_END_REASONS)
     c->ended[reason] += 1;
@@ -356,13 +356,12 @@ static __always_inline void file_pending_head(struct st_cpu_state *cpu, int leve
   if (!c)
     return;
   struct st_object obj = {
-      .packed = (idx & ST_OBJ_BUCKET_MASK) | (cpu->pending_stack[level] & ST_OBJ_STACK_BITS) | ST_OBJ_SKB_HEAD,
+      .packed = (idx & ST_OBJ_BUCKET_MASK) | (cpu->pending[level].stack & ST_OBJ_STACK_BITS) | ST_OBJ_SKB_HEAD,
       .alloc_tick = now_tick(),
   };
   if (file_slot(head, &obj))
     return;
   c->tracked += 1;
-  c->tracked_bytes += cpu->pending_bytes[level];
 }
 
 /* An allocation booked in its bucket: the bucket, its counters, and the
@@ -386,7 +385,6 @@ static __always_inline int book(struct st_cpu_state *cpu, int ctx_level, int typ
   if (!c)
     return -1;
   c->allocs += 1;
-  c->alloc_bytes += b->size;
   b->c = c;
   /* Not the fclone cache (two sk_buffs and a count per object). */
   if ((skb_flags & ST_OBJ_SKB_HEAD) && !st_skb_head_cache && b->size < 2 * bpf_core_type_size(struct sk_buff)) {
@@ -404,7 +402,7 @@ static __always_inline int book(struct st_cpu_state *cpu, int ctx_level, int typ
  * stack_bits: ST_PENDING_UNDECIDED to draw. level: the context's pending skb
  * (0-2). defer: an skb head that, if of the head cache, waits for its data to
  * share one slot (skb_one_slot): its bucket is left in
- * cpu->pending_bucket[level]. head_bucket (+ 1): a data buffer whose head
+ * cpu->pending[level].bucket. head_bucket (+ 1): a data buffer whose head
  * waits so; link is then that head's address. Returns the stack bits it was
  * given (for its sk_buff's data buffer to share), ST_PENDING_UNDECIDED when
  * its bucket took none. */
@@ -426,8 +424,7 @@ static __always_inline __u32 file_booked(void *ctx, struct st_cpu_state *cpu, st
   if (stack_bits == ST_PENDING_UNDECIDED)
     stack_bits = stack_bits_of(ctx, stack_draw(cpu));
   if (defer && skb_one_slot && cpu && cache_key == st_skb_head_cache) {
-    cpu->pending_bucket[level] = idx + 1;
-    cpu->pending_bytes[level] = b->size;
+    cpu->pending[level].bucket = idx + 1;
     return stack_bits;
   }
   if (head_bucket && cpu) {
@@ -453,14 +450,11 @@ static __always_inline __u32 file_booked(void *ctx, struct st_cpu_state *cpu, st
     return stack_bits;
   struct st_counters *c = b->c;
   c->tracked += 1;
-  c->tracked_bytes += b->size;
   if (head_bucket) {
     __u32 hidx = head_bucket - 1;
     struct st_counters *hc = bpf_map_lookup_elem(&st_counts, &hidx);
-    if (hc) {
+    if (hc)
       hc->tracked += 1;
-      hc->tracked_bytes += cpu->pending_bytes[level];
-    }
   }
   return stack_bits;
 }
@@ -507,19 +501,19 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   __u32 head_bucket = 0; /* the pending head waits to share its data's slot */
   int level = ctx_level > 2 ? 2 : ctx_level;
   int skb_site = in_skb_alloc(call_site);
-  if (cpu && !skb_site && skb_data_site_is_caller && cpu->pending_head[level] && !object_size &&
-      (call_site == cpu->pending_site[level] || known_data_site(call_site)))
+  if (cpu && !skb_site && skb_data_site_is_caller && cpu->pending[level].head && !object_size &&
+      (call_site == cpu->pending[level].site || known_data_site(call_site)))
     skb_site = 1;
   if (skb_site && cpu) {
-    __u64 *slot = &cpu->pending_head[level];
+    __u64 *slot = &cpu->pending[level].head;
     if (object_size == ST_SIZE_OF_CACHE)
       object_size = cache_object_size(cpu, ref->cache);
     int head = skb_head_sized(object_size);
     __u64 unmatched = head ? *slot : 0; /* a head before this one whose data never came */
     pending = head ? 0 : *slot;
     *slot = 0;
-    head_bucket = cpu->pending_bucket[level];
-    cpu->pending_bucket[level] = 0;
+    head_bucket = cpu->pending[level].bucket;
+    cpu->pending[level].bucket = 0;
     if (unmatched && head_bucket) {
       file_pending_head(cpu, level, unmatched, head_bucket);
       head_bucket = 0;
@@ -529,15 +523,15 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     } else if (head && ptr) {
       skb_flags = ST_OBJ_SKB_HEAD;
       *slot = ptr;
-      cpu->pending_stack[level] = ST_PENDING_UNDECIDED;
-      cpu->pending_deferred[level] = 0;
+      cpu->pending[level].stack = ST_PENDING_UNDECIDED;
+      cpu->pending[level].deferred = 0;
       if (skb_data_site_is_caller) {
         __u64 site = 0;
         if (unmatched || !st_skb_data_sites[0]) {
           site = alloc_skb_return_site(ctx);
           learn_data_site(site);
         }
-        cpu->pending_site[level] = site;
+        cpu->pending[level].site = site;
       }
     }
   } else if (in_range(call_site, &skb_clone_range)) {
@@ -566,17 +560,16 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
    * spares it the cgroup, bucket and counter lookups of an event of its own.
    * Not under a cache filter, where its bucket may be one left out and its
    * stack draw would spend the budget of the caches asked for. */
-  int is_head = cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending_head[level] == ptr;
+  int is_head = cpu && (skb_flags & ST_OBJ_SKB_HEAD) && cpu->pending[level].head == ptr;
   if (is_head && typed &&
       (sample_shift || (skb_one_slot && !cache_filter_count && st_skb_head_cache && cache_key == st_skb_head_cache))) {
-    cpu->pending_key[level] = cache_key;
-    cpu->pending_name[level] = (__u64)ref->name;
-    cpu->pending_cache[level] = ref->cache;
-    cpu->pending_size[level] = ref->size;
-    cpu->pending_bytes[level] = object_size;
-    cpu->pending_deferred[level] = 1;
+    cpu->pending[level].key = cache_key;
+    cpu->pending[level].name = (__u64)ref->name;
+    cpu->pending[level].cache = ref->cache;
+    cpu->pending[level].size = ref->size;
+    cpu->pending[level].deferred = 1;
     if (!sample_shift)
-      cpu->pending_stack[level] = stack_bits_of(ctx, stack_draw(cpu));
+      cpu->pending[level].stack = stack_bits_of(ctx, stack_draw(cpu));
     return 0;
   }
   if (!sampled(ptr))
@@ -584,9 +577,9 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
   __u32 inherited = ST_PENDING_UNDECIDED;
   int head_waits = 0;
   if (cpu && (skb_flags & ST_OBJ_SKB_DATA)) {
-    inherited = cpu->pending_stack[level];
-    head_waits = cpu->pending_deferred[level];
-    cpu->pending_deferred[level] = 0;
+    inherited = cpu->pending[level].stack;
+    head_waits = cpu->pending[level].deferred;
+    cpu->pending[level].deferred = 0;
   }
   struct st_booking b = {};
   if (book(cpu, ctx_level, typed, cache_key, ref, skb_flags, &b) != 0)
@@ -599,25 +592,24 @@ static __always_inline int on_alloc(void *ctx, __u64 call_site, __u64 ptr, __u64
     struct st_counters *hc = hb ? bpf_map_lookup_elem(&st_counts, &hidx) : NULL;
     if (hc) {
       hc->allocs += 1;
-      hc->alloc_bytes += cpu->pending_bytes[level];
       if (inherited == ST_PENDING_UNDECIDED)
         inherited = stack_bits_of(ctx, stack_draw(cpu));
       head_bucket = hb;
     } else {
-      struct st_cache_ref head_ref = {.name = (const char *)cpu->pending_name[level],
-                                      .cache = cpu->pending_cache[level],
-                                      .size = cpu->pending_size[level]};
-      inherited = track(ctx, cpu, ctx_level, typed, pending, cpu->pending_key[level], &head_ref,
+      struct st_cache_ref head_ref = {.name = (const char *)cpu->pending[level].name,
+                                      .cache = cpu->pending[level].cache,
+                                      .size = cpu->pending[level].size};
+      inherited = track(ctx, cpu, ctx_level, typed, pending, cpu->pending[level].key, &head_ref,
                         ST_OBJ_SKB_HEAD, 0, inherited, level, 1, 0);
-      head_bucket = cpu->pending_bucket[level];
-      cpu->pending_bucket[level] = 0;
+      head_bucket = cpu->pending[level].bucket;
+      cpu->pending[level].bucket = 0;
     }
-    cpu->pending_stack[level] = inherited;
+    cpu->pending[level].stack = inherited;
   }
   __u32 filed = file_booked(ctx, cpu, &b, ptr, cache_key, skb_flags, (skb_flags & ST_OBJ_SKB_DATA) ? pending : 0,
                             inherited, level, is_head, head_bucket);
   if (!(sample_shift && typed) && is_head)
-    cpu->pending_stack[level] = filed;
+    cpu->pending[level].stack = filed;
   return 0;
 }
 

@@ -94,9 +94,7 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
   if (live_insert_settle(addr, &obj, live_try_insert(addr, &obj)))
     return 0;
   c->allocs += 1;
-  c->alloc_bytes += st_skb_head_size;
   c->tracked += 1;
-  c->tracked_bytes += st_skb_head_size;
   if (!(data->obj.packed & ST_OBJ_SKB_DATA)) {
     data->obj.link = addr;
     data->obj.packed |= ST_OBJ_SKB_DATA;

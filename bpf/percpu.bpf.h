@@ -29,33 +29,44 @@ struct st_bucket_cache_entry {
   __u32 object_size; /* the bucket's: raw_tp events carry no size */
   __u32 pad;
 };
-struct st_cpu_state {
-  __u32 softirq_depth;
-  __u32 hardirq_depth;
-  /* Recently used buckets: the hash lookup of (cache, cgroup) is the largest
-   * fixed cost of an event, and a CPU allocates from few buckets at a time. */
-  struct st_bucket_cache_entry recent[ST_BUCKET_CACHE];
-  /* skb head just allocated in __alloc_skb, awaiting its data; one per
-   * context, since an interrupt may allocate its own skb in between. */
-  __u64 pending_head[3];
-  __u64 pending_site[3];    /* the call site its data will have (skb_data_site_is_caller) */
-  /* The stack bits of `packed` the pending head got (its stack id, or
+/* An skb head just allocated in __alloc_skb, awaiting its data; one per
+ * context, since an interrupt may allocate its own skb in between. One cache
+ * line's worth, read and written together by a head and its data. */
+struct st_pending {
+  __u64 head;
+  __u64 site; /* the call site its data will have (skb_data_site_is_caller) */
+  /* Under address sampling, what the head is filed under once its data is
+   * drawn (see on_alloc): its bucket's cache key and the cache. */
+  __u64 key;
+  __u64 name;  /* const char *: the cache's name, or 0 */
+  __u64 cache; /* struct kmem_cache *, or 0 */
+  /* The stack bits of `packed` the head got (its stack id, or
    * ST_OBJ_NO_STACK when it was not chosen, and ST_OBJ_STACK_THROTTLED), for
    * its data to share; ST_PENDING_UNDECIDED when the head was not tracked,
    * and the data draws for itself. */
-  __u32 pending_stack[3];
-  /* Under address sampling, what the pending head is filed under once its
-   * data is drawn (see on_alloc): its bucket's cache key and the cache. */
-  __u64 pending_key[3];
-  __u64 pending_name[3];  /* const char *: the cache's name, or 0 */
-  __u64 pending_cache[3]; /* struct kmem_cache *, or 0 */
-  __u32 pending_size[3];  /* object size, or 0: the bucket's */
-  /* skb_one_slot: the pending head's bucket + 1 when it waits to share its
-   * data's slot (0: filed already, or not tracked), and its size. */
-  __u32 pending_bucket[3];
-  __u32 pending_bytes[3];
-  /* The pending head waits for its data's event to be booked (see on_alloc). */
-  __u32 pending_deferred[3];
+  __u32 stack;
+  __u32 size; /* object size, or 0: the bucket's */
+  /* skb_one_slot: the head's bucket + 1 when it waits to share its data's
+   * slot (0: filed already, or not tracked). */
+  __u32 bucket;
+  __u32 deferred; /* the head waits for its data's event to be booked */
+};
+
+struct st_cpu_state {
+  /* What every event reads first, together. */
+  __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
+  __u64 scratch;            /* turns a typed pointer into a number, see as_number */
+  __u32 softirq_depth;
+  __u32 hardirq_depth;
+  __u32 stack_countdown;    /* tracked allocations until the next stack capture */
+  __u32 stack_gap_throttled; /* the countdown was drawn at the throttled rate */
+  __u32 stack_window_captures; /* captures in the current budget window */
+  __u32 buckets_made;       /* ST_LEGACY: buckets this CPU created (see bucket_create) */
+  __u64 stack_window_start;  /* ktime of that window's first capture */
+  struct st_pending pending[3];
+  /* Recently used buckets: the hash lookup of (cache, cgroup) is the largest
+   * fixed cost of an event, and a CPU allocates from few buckets at a time. */
+  struct st_bucket_cache_entry recent[ST_BUCKET_CACHE];
   /* Object sizes of the caches __alloc_skb allocated from (see cache_object_size). */
   struct {
     __u64 cache;
@@ -63,13 +74,6 @@ struct st_cpu_state {
     __u32 pad;
   } size_memo[ST_SIZE_MEMO];
   __u32 size_memo_next;
-  __u64 preempt_count_addr; /* this CPU's __preempt_count, found on first use */
-  __u64 scratch;            /* turns a typed pointer into a number, see as_number */
-  __u32 stack_countdown;    /* tracked allocations until the next stack capture */
-  __u32 stack_gap_throttled; /* the countdown was drawn at the throttled rate */
-  __u32 stack_window_captures; /* captures in the current budget window */
-  __u64 stack_window_start;  /* ktime of that window's first capture */
-  __u32 buckets_made;       /* ST_LEGACY: buckets this CPU created (see bucket_create) */
 };
 
 

@@ -76,11 +76,12 @@ enum st_end_reason {
 
 /* Per-CPU, per bucket. outstanding = tracked - sum(ended). */
 struct st_counters {
+  /* Counts only: a bucket has one object size, and its bytes are its
+   * counts times that size (user space), which spares every event two
+   * read-modify-writes. */
   __u64 allocs;         /* every successful allocation seen */
-  __u64 alloc_bytes;
   __u64 tracked;        /* allocations entered into the live set (sampled) */
-  __u64 tracked_bytes;
-  __u64 ended[ST_END_REASONS]; /* ended bytes: ended objects x the bucket's object_size */
+  __u64 ended[ST_END_REASONS];
 };
 
 /* A live object, in 16 bytes: with millions of them every byte is megabytes

@@ -29,7 +29,7 @@
 static_assert(sizeof(st_object) == 16, "live-object value: every byte is megabytes at scale");
 static_assert(sizeof(st_bucket_key) == 16);
 static_assert(sizeof(st_bucket) == 56);
-static_assert(sizeof(st_counters) == (4 + ST_END_REASONS) * 8);
+static_assert(sizeof(st_counters) == (2 + ST_END_REASONS) * 8);
 static_assert(sizeof(st_sock) == 48);
 static_assert(sizeof(st_drop_key) == 24);
 static_assert(sizeof(st_stats) == ST_STAT_COUNT * 8);

@@ -94,9 +94,9 @@ Counts& Counts::operator+=(const Counts& o) {
 Counts Counts::from(const st_counters& c, std::uint32_t object_size, std::uint64_t alloc_scale) {
   Counts out;
   out.allocs = c.allocs * alloc_scale;
-  out.alloc_bytes = c.alloc_bytes * alloc_scale;
+  out.alloc_bytes = out.allocs * object_size;
   out.tracked = c.tracked;
-  out.tracked_bytes = c.tracked_bytes;
+  out.tracked_bytes = out.tracked * object_size;
   for (std::size_t i = 0; i < out.ended.size(); ++i) out.ended[i] = c.ended[i];
   out.ended_bytes = out.ended_total() * object_size;
   return out;

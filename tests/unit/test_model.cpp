@@ -87,16 +87,17 @@ TEST_CASE("outstanding is tracked minus ended, never negative", "[unit][model]")
   CHECK(c.outstanding() == 0);
 }
 
-TEST_CASE("BPF counters: ended bytes from the object size, sampled allocation counts scaled", "[unit][model]") {
+TEST_CASE("BPF counters: bytes from the object size, sampled allocation counts scaled", "[unit][model]") {
   st_counters raw{};
   raw.allocs = 100;
-  raw.alloc_bytes = 100 * 256;
   raw.tracked = 100;
-  raw.tracked_bytes = 100 * 256;
   raw.ended[ST_END_FREE] = 60;
   Counts exact = Counts::from(raw, 256);
   CHECK(exact.allocs == 100);
+  CHECK(exact.alloc_bytes == 100 * 256);
+  CHECK(exact.tracked_bytes == 100 * 256);
   CHECK(exact.ended_bytes == 60 * 256);
+  CHECK(exact.outstanding_bytes() == 40 * 256);
   CHECK(exact.outstanding() == 40);
   // 1 in 16: allocations are estimates of all; tracked and ended stay the
   // sample's (the rates scale those themselves).
@@ -104,6 +105,7 @@ TEST_CASE("BPF counters: ended bytes from the object size, sampled allocation co
   CHECK(sampled.allocs == 1600);
   CHECK(sampled.alloc_bytes == 1600 * 256);
   CHECK(sampled.tracked == 100);
+  CHECK(sampled.tracked_bytes == 100 * 256);
   CHECK(sampled.outstanding() == 40);
 }
 
