@@ -26,9 +26,10 @@ seconds = float(args[0]) if args else 8
 top = int(args[1]) if len(args) > 1 else 25
 if os.geteuid() != 0:
     sys.exit("profile-lines: needs root (BPF, perf -a)")
-for tool in ("perf", os.path.join(BUILD, "bench", "bench_bpf_lines")):
+for tool, how in (("perf", "apt-get install linux-perf"),
+                  (os.path.join(BUILD, "bench", "bench_bpf_lines"), "scripts/build.sh")):
     if subprocess.run(["sh", "-c", f"command -v {tool}"], stdout=subprocess.DEVNULL).returncode:
-        sys.exit(f"profile-lines: {tool} not found (scripts/setup.sh, then build)")
+        sys.exit(f"profile-lines: {tool} not found ({how})")
 
 scratch = tempfile.mkdtemp(prefix="slabtrace-lines-")
 rec = subprocess.Popen([os.path.join(BUILD, "slabtrace"), "record", "-d", str(seconds + 60), "-f", "json",
