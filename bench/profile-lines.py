@@ -44,9 +44,12 @@ try:
     if not ids:
         sys.exit(f"profile-lines: record attached nothing: {rec.stderr.read().strip()[-300:]}")
     data = os.path.join(scratch, "perf.data")
-    work = subprocess.run(["perf", "record", "-a", "-e", "cpu-clock", "-F", "20000", "-o", data, "--",
+    perf = subprocess.run(["perf", "record", "-a", "-e", "cpu-clock", "-F", "20000", "-o", data, "--",
                            os.path.join(BUILD, "st_workload"), "udp-churn", "--seconds", str(seconds)],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if perf.returncode:
+        sys.exit(f"profile-lines: perf record failed: {perf.stderr.strip()[-300:]}")
+    work = perf.stdout
     # The line tables while the programs are still loaded.
     records = []
     for pid in sorted(ids):
