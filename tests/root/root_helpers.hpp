@@ -25,6 +25,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -46,10 +47,20 @@ inline bool is_root() { return geteuid() == 0; }
 inline std::string slabtrace_bin() { return SLABTRACE_BIN; }
 inline std::string workload_bin() { return std::string(SLABTRACE_TOOLS) + "/st_workload"; }
 
-// A child process with its stdin, stdout and stderr on pipes.
+// A child process with its stdin, stdout and stderr on pipes; `env` holds
+// NAME=value entries that replace or add to this process's environment.
 class Child {
  public:
-  explicit Child(std::vector<std::string> argv) {
+  explicit Child(std::vector<std::string> argv, const std::vector<std::string>& env = {}) {
+    std::vector<std::string> environment = env;
+    for (char** e = environ; *e; ++e) {
+      std::string_view entry(*e);
+      auto same_name = [&](const std::string& o) { return o.substr(0, o.find('=')) == entry.substr(0, entry.find('=')); };
+      if (std::none_of(env.begin(), env.end(), same_name)) environment.emplace_back(entry);
+    }
+    std::vector<char*> envp;
+    for (auto& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
     int in[2], out[2], err[2];
     REQUIRE(pipe2(in, O_CLOEXEC) == 0);
     REQUIRE(pipe2(out, O_CLOEXEC) == 0);
@@ -63,7 +74,7 @@ class Child {
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
-      execv(args[0], args.data());
+      execve(args[0], args.data(), envp.data());
       _exit(127);
     }
     close(in[0]);
