@@ -189,17 +189,22 @@ static __always_inline __u32 end_any(__u64 ptr, enum st_end_reason reason)
   return flags;
 }
 
-/* The one slot of an sk_buff (ST_OBJ_SKB_BOTH), by its head's address: found
- * under its data buffer's, skb->head. */
+/* The one slot of an sk_buff (ST_OBJ_SKB_BOTH), by its data buffer's address,
+ * skb->head. */
+static __always_inline struct st_slot *one_slot_at(__u64 data)
+{
+  if (!skb_one_slot || !data)
+    return NULL;
+  struct st_slot *s = live_find(data);
+  return s && (s->obj.packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH ? s : NULL;
+}
+
+/* The same by the sk_buff's own address. */
 static __always_inline struct st_slot *one_slot_of(__u64 skb)
 {
   if (!skb_one_slot || !skb)
     return NULL;
-  __u64 data = (__u64)BPF_CORE_READ((const struct sk_buff *)skb, head);
-  if (!data)
-    return NULL;
-  struct st_slot *s = live_find(data);
-  return s && (s->obj.packed & ST_OBJ_SKB_BOTH) == ST_OBJ_SKB_BOTH ? s : NULL;
+  return one_slot_at((__u64)BPF_CORE_READ((const struct sk_buff *)skb, head));
 }
 
 /* A tracked sk_buff head: its own slot, or its sk_buff's one slot. */

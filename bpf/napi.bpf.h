@@ -104,23 +104,31 @@ static __always_inline int adopt_head(void *ctx, __u64 addr, __u64 head, const s
 }
 
 /* The NAPI receive entry points: napi_gro_frags (napi_get_frags: drivers that
- * receive into pages, a TAP with IFF_NAPI_FRAGS) and napi_gro_receive. */
+ * receive into pages, a TAP with IFF_NAPI_FRAGS) and napi_gro_receive.
+ * The address as a number (as_number): older verifiers (6.12) refuse a typed
+ * pointer as an argument of the live table's global functions; skb->head is
+ * read directly (a probe_read per received packet otherwise), and made a
+ * number too (6.18 types it as untrusted memory). */
+static __always_inline int adopt_typed(void *ctx, const struct sk_buff *skb)
+{
+  struct st_cpu_state *cpu = cpu_state();
+  if (!cpu)
+    return 0;
+  __u64 addr = as_number(cpu, skb);
+  adopt_head(ctx, addr, as_number(cpu, skb->head), skb, 1);
+  return 0;
+}
+
 SEC("tp_btf/napi_gro_frags_entry")
 int BPF_PROG(st_btf_gro_frags, const struct sk_buff *skb)
 {
-  /* The address as a number (raw_arg): older verifiers (6.12) refuse a typed
-   * pointer as an argument of the live table's global functions. */
-  adopt_head(ctx, raw_arg(ctx, 0), (__u64)BPF_CORE_READ(skb, head), skb, 1);
-  return 0;
+  return adopt_typed(ctx, skb);
 }
 
 SEC("tp_btf/napi_gro_receive_entry")
 int BPF_PROG(st_btf_gro_receive, const struct sk_buff *skb)
 {
-  /* The address as a number (raw_arg): older verifiers (6.12) refuse a typed
-   * pointer as an argument of the live table's global functions. */
-  adopt_head(ctx, raw_arg(ctx, 0), (__u64)BPF_CORE_READ(skb, head), skb, 1);
-  return 0;
+  return adopt_typed(ctx, skb);
 }
 
 SEC("tracepoint/net/napi_gro_frags_entry")

@@ -14,7 +14,11 @@
 #include "alloc.bpf.h"
 #include "napi.bpf.h"
 
-static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
+/* skb: the sk_buff's address; data: its skb->head, which typed programs read
+ * directly (a probe_read was two of the helper calls of every consumed
+ * sk_buff, with the one that turned the typed argument into a number). Both
+ * numbers by as_number: 6.18 types skb->head as untrusted memory. */
+static __always_inline int on_skb_end(__u64 skb, __u64 data, __u32 reason, int dropped)
 {
   if (dropped) {
     __u32 r = reason < ST_MAX_DROP_REASONS ? reason : ST_MAX_DROP_REASONS - 1;
@@ -22,22 +26,26 @@ static __always_inline int on_skb_end(__u64 skb, __u32 reason, int dropped)
     if (n)
       *n += 1;
   }
-  if (!skb || !head_in_sample(skb))
+  if (!skb || !(sampled(skb) || sampled(data)))
     return 0;
   __u64 link = 0;
   __u32 ms = 0;
   if (end_object(skb, ST_END_SKB_EVENT, &link, &ms))
     return 0;
-  struct st_slot *s = one_slot_of(skb);
+  struct st_slot *s = one_slot_at(data);
   if (s)
     end_head_of_slot(s, ST_END_SKB_EVENT);
   return 0;
 }
 
+/* Typed: the address as a number by as_number, skb->head read directly. */
 SEC("tp_btf/consume_skb")
 int BPF_PROG(st_btf_consume_skb, struct sk_buff *skb)
 {
-  return on_skb_end(raw_arg(ctx, 0), 0, 0);
+  struct st_cpu_state *cpu = cpu_state();
+  if (!cpu)
+    return 0;
+  return on_skb_end(as_number(cpu, skb), as_number(cpu, skb->head), 0, 0);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -54,13 +62,17 @@ int BPF_PROG(st_btf_kfree_skb, struct sk_buff *skb)
   if (!sk)
     sk = BPF_CORE_READ(skb, sk);
   count_drop(reason, sk);
-  return on_skb_end(raw_arg(ctx, 0), reason, 1);
+  struct st_cpu_state *cpu = cpu_state();
+  if (!cpu)
+    return 0;
+  return on_skb_end(as_number(cpu, skb), as_number(cpu, skb->head), reason, 1);
 }
 
 SEC("tracepoint/skb/consume_skb")
 int st_tp_consume_skb(struct trace_event_raw_consume_skb *ctx)
 {
-  return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), 0, 0);
+  const struct sk_buff *skb = (const void *)BPF_CORE_READ(ctx, skbaddr);
+  return on_skb_end((__u64)skb, (__u64)BPF_CORE_READ(skb, head), 0, 0);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -69,7 +81,8 @@ int st_tp_kfree_skb(struct trace_event_raw_kfree_skb *ctx)
   __u32 reason = read_kfree_skb_tp_reason(ctx);
   const struct sock *sk = read_kfree_skb_tp_rx_sk(ctx);
   count_drop(reason, sk);
-  return on_skb_end((__u64)BPF_CORE_READ(ctx, skbaddr), reason, 1);
+  const struct sk_buff *skb = (const void *)BPF_CORE_READ(ctx, skbaddr);
+  return on_skb_end((__u64)skb, (__u64)BPF_CORE_READ(skb, head), reason, 1);
 }
 
 
